@@ -1,0 +1,206 @@
+"""The user-facing functions: fuse one pair, fuse a folder."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from .infer import run_model, select_device
+from .io import PairPaths, find_pairs, load_pair, restore_color, write_image
+from .models import create_model, get_model_entry
+
+__all__ = ["DEFAULT_MODEL", "fuse", "fuse_folder", "FolderResult", "resolve_model"]
+
+#: The model ``fuse`` and ``ivfuse fuse`` use when none is named. A training-free baseline until
+#: trained networks are benchmarked (see README for the choice).
+DEFAULT_MODEL = "gff"
+
+ModelLike = Union[str, nn.Module]
+
+
+def resolve_model(model: ModelLike = DEFAULT_MODEL, checkpoint_path: str | os.PathLike | None = None) -> nn.Module:
+    """A model instance from a registry name (with its shipped weights) or an instance."""
+    if isinstance(model, nn.Module):
+        return model.eval()
+    entry = get_model_entry(model)
+    if checkpoint_path is not None:
+        return create_model(model, checkpoint_path=checkpoint_path)
+    return create_model(model, pretrained=entry.trainable)
+
+
+def _maps_paths(output: Path, names) -> dict[str, Path]:
+    return {k: output.with_name(f"{output.stem}_{k}.png") for k in names}
+
+
+def fuse(
+    ir,
+    vis,
+    model: ModelLike = DEFAULT_MODEL,
+    *,
+    output: str | os.PathLike | None = None,
+    resize: bool = False,
+    bit_depth: int = 8,
+    device: str = "auto",
+    dtype: str = "float32",
+    checkpoint_path: str | os.PathLike | None = None,
+    save_maps: bool = False,
+) -> np.ndarray:
+    """Fuse one infrared/visible pair.
+
+    The network fuses the infrared image with the visible luminance; a colour visible image's
+    chroma is put back, so the result has the visible image's size and colour.
+
+    Args:
+        ir: infrared (or MRI) image: path, array (H, W[, C]) or tensor.
+        vis: visible (or CT/PET/SPECT) image: path, array or tensor.
+        model: registry name or a model instance.
+        output: if given, the result is written there (atomically); the extension picks the format.
+        resize: resample the infrared image onto the visible grid when sizes differ.
+        bit_depth: 8 or 16 bits per sample for ``output``.
+        device: "auto", "cpu" or "cuda".
+        dtype: "float32", "float16" or "bfloat16" compute.
+        checkpoint_path: safetensors weights to use instead of the shipped ones.
+        save_maps: also write the model's maps (attention, alpha, foreground) next to ``output``.
+
+    Returns:
+        The fused image, float32 in [0, 1], (H, W, 3) for a colour visible image, else (H, W).
+    """
+    net = resolve_model(model, checkpoint_path)
+    pair = load_pair(ir, vis, resize=resize)
+    fused, maps = run_model(net, pair.ir, pair.vis, device=device, dtype=dtype, return_maps=True)
+    result = restore_color(fused, pair.chroma)
+    if output is not None:
+        out = Path(output)
+        write_image(out, result, bit_depth=bit_depth)
+        if save_maps:
+            for k, p in _maps_paths(out, maps).items():
+                write_image(p, maps[k][0, 0].numpy())
+    return result
+
+
+@dataclass
+class FolderResult:
+    """Outcome of :func:`fuse_folder`.
+
+    Attributes:
+        written: output files, one per fused pair.
+        failed: (pair name, error message) for each pair that could not be fused.
+        unmatched: input files without a partner (not fused).
+    """
+
+    written: list[Path] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    unmatched: list[Path] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def fuse_folder(
+    root: str | os.PathLike | None,
+    out_dir: str | os.PathLike,
+    model: ModelLike = DEFAULT_MODEL,
+    *,
+    ir_dir: str | os.PathLike | None = None,
+    vis_dir: str | os.PathLike | None = None,
+    ext: str = ".png",
+    resize: bool = False,
+    bit_depth: int = 8,
+    device: str = "auto",
+    dtype: str = "float32",
+    checkpoint_path: str | os.PathLike | None = None,
+    save_maps: bool = False,
+    batch_size: int = 1,
+    progress: bool = True,
+    on_pair: Callable[[str, str | None], None] | None = None,
+) -> FolderResult:
+    """Fuse every pair of a dataset folder, going on past pairs that fail.
+
+    Args:
+        root: dataset folder with modality subfolders (ir/vi, Inf/Vis, MRI/PET, ...), or None
+            with ``ir_dir`` and ``vis_dir``.
+        out_dir: where fused images go, as ``<pair name><ext>`` (subfolders kept).
+        batch_size: pairs of equal size fused in one call.
+        progress: show a progress bar on stderr.
+        on_pair: called with (name, error or None) after each pair.
+        Other arguments as in :func:`fuse`.
+
+    Returns:
+        A :class:`FolderResult`. Raises only for problems with the folder itself (missing,
+        no modality subfolders, no pairs).
+    """
+    scan = find_pairs(root, ir_dir=ir_dir, vis_dir=vis_dir)
+    if not scan.pairs:
+        raise ValueError(
+            f"no infrared/visible pairs found in '{scan.ir_dir}' and '{scan.vis_dir}' "
+            f"({len(scan.unmatched)} unmatched image files)"
+        )
+    if not ext.startswith("."):
+        ext = "." + ext
+    net = resolve_model(model, checkpoint_path)
+    dev = select_device(device)
+    out_root = Path(out_dir)
+    result = FolderResult(unmatched=list(scan.unmatched))
+    for name in scan.ambiguous:
+        result.failed.append((name, f"several files named '{name}' with different extensions; keep one"))
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(scan.pairs), desc="fusing", unit="pair", disable=not progress, dynamic_ncols=True)
+    batch: list[tuple[PairPaths, object]] = []
+
+    def report(name: str, err: str | None) -> None:
+        if err is not None:
+            result.failed.append((name, err))
+        if on_pair is not None:
+            on_pair(name, err)
+        bar.update(1)
+
+    def flush() -> None:
+        if not batch:
+            return
+        ir = torch.cat([p.ir for _, p in batch])
+        vis = torch.cat([p.vis for _, p in batch])
+        try:
+            fused, maps = run_model(net, ir, vis, device=dev, dtype=dtype, return_maps=True)
+        except Exception as exc:  # a model failure on one batch must not end the run
+            for pp, _ in batch:
+                report(pp.name, f"fusion failed: {exc}")
+            batch.clear()
+            return
+        for i, (pp, pair) in enumerate(batch):
+            out = out_root / f"{pp.name}{ext}"
+            try:
+                write_image(out, restore_color(fused[i : i + 1], pair.chroma), bit_depth=bit_depth)
+                if save_maps:
+                    for k, mp in _maps_paths(out, maps).items():
+                        write_image(mp, maps[k][i, 0].numpy())
+                result.written.append(out)
+                report(pp.name, None)
+            except Exception as exc:
+                report(pp.name, f"cannot write '{out}': {exc}")
+        batch.clear()
+
+    try:
+        for pp in scan.pairs:
+            try:
+                pair = load_pair(pp.ir, pp.vis, resize=resize, name=pp.name)
+            except Exception as exc:
+                report(pp.name, str(exc))
+                continue
+            if batch and (len(batch) >= batch_size or batch[0][1].size != pair.size):
+                flush()
+            batch.append((pp, pair))
+            if len(batch) >= batch_size:
+                flush()
+        flush()
+    finally:
+        bar.close()
+    return result

@@ -1,0 +1,3 @@
+"""Imports the modules that register the built-in models."""
+
+from . import classical  # noqa: F401

@@ -1,0 +1,37 @@
+"""The interface every fusion method shares, network or classical."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["FusionModel", "check_inputs"]
+
+
+def check_inputs(ir: torch.Tensor, vis: torch.Tensor) -> None:
+    """Raise ValueError unless ``ir`` and ``vis`` are (B, 1, H, W) tensors of one shape."""
+    for name, t in (("ir", ir), ("vis", vis)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+        if t.dim() != 4 or t.shape[1] != 1:
+            raise ValueError(f"{name}: expected shape (B, 1, H, W), got {tuple(t.shape)}")
+    if ir.shape != vis.shape:
+        raise ValueError(f"ir and vis must have the same shape, got {tuple(ir.shape)} and {tuple(vis.shape)}")
+
+
+class FusionModel(nn.Module):
+    """Base class: ``model(ir, vis) -> fused``.
+
+    Inputs are the infrared image and the visible luminance, each (B, 1, H, W) float in [0, 1];
+    the output is the fused luminance, (B, 1, H, W) in [0, 1]. Models with interpretable
+    intermediate maps (attention, alpha, foreground) return ``(fused, maps)`` when called with
+    ``return_maps=True``, where ``maps`` is a dict of (B, 1, H, W) tensors in [0, 1].
+
+    Attributes:
+        pad_multiple: the inference helpers pad H and W to a multiple of this and crop back.
+    """
+
+    pad_multiple: int = 1
+
+    def forward(self, ir: torch.Tensor, vis: torch.Tensor, return_maps: bool = False):  # pragma: no cover
+        raise NotImplementedError

@@ -1,0 +1,292 @@
+"""Model registry, weight cards and safetensors checkpoint loading.
+
+A model variant is a plain function decorated with :func:`register_model`; it builds the module
+from keyword arguments. Users call :func:`create_model` and :func:`list_models`::
+
+    @register_model(weights=WeightCard(file="pomai_cpu.safetensors", ...))
+    def pomai_cpu(**kwargs) -> FusionModel:
+        return PoMAI(dim=16, **kwargs)
+
+    model = create_model("pomai_cpu", pretrained=True)
+
+Shipped weights live in ``ivfuse/weights/`` as safetensors next to a JSON card of the same
+stem; nothing is ever unpickled and nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+
+__all__ = [
+    "WeightCard",
+    "ModelEntry",
+    "register_model",
+    "create_model",
+    "list_models",
+    "get_model_entry",
+    "load_checkpoint",
+    "save_weights",
+    "weights_dir",
+    "count_parameters",
+]
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+def weights_dir() -> Path:
+    """Folder of the weights shipped inside the package."""
+    return WEIGHTS_DIR
+
+
+@dataclass(frozen=True)
+class WeightCard:
+    """Provenance of a set of weights, in the spirit of torchvision's weight enums.
+
+    Attributes:
+        file: safetensors file name inside ``ivfuse/weights`` (or an absolute path).
+        sha256: hex digest of that file; checked on load when set.
+        training_data: what the weights were trained on.
+        steps: optimisation steps.
+        input_convention: what the network expects, e.g. "ir gray + visible Y, (B,1,H,W) in [0,1]".
+        metrics: headline numbers the weights reached, e.g. {"tno/vifb/Qabf": 0.52}.
+        params: parameter count.
+        gflops: GFLOPs at 640x480.
+        notes: anything else a user must know.
+    """
+
+    file: str
+    sha256: str = ""
+    training_data: str = ""
+    steps: int = 0
+    input_convention: str = "infrared gray and visible luminance (BT.601 Y), (B,1,H,W) float32 in [0,1]"
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    params: int = 0
+    gflops: float = 0.0
+    notes: str = ""
+
+    def path(self) -> Path:
+        p = Path(self.file)
+        return p if p.is_absolute() else WEIGHTS_DIR / p
+
+    def available(self) -> bool:
+        return self.path().is_file()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["metrics"] = dict(self.metrics)
+        return d
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "WeightCard":
+        data = json.loads(Path(path).read_text())
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class ModelEntry:
+    """A registered model variant."""
+
+    name: str
+    fn: Callable[..., nn.Module]
+    weights: WeightCard | None
+    trainable: bool
+    description: str
+
+    def card(self) -> WeightCard | None:
+        """The weight card, read from ``weights/<name>.json`` when the package ships one."""
+        if self.weights is not None:
+            return self.weights
+        card_file = WEIGHTS_DIR / f"{self.name}.json"
+        if card_file.is_file():
+            return WeightCard.from_json(card_file)
+        return None
+
+    def weights_status(self) -> str:
+        """'training-free', 'available', or 'none'."""
+        if not self.trainable:
+            return "training-free"
+        card = self.card()
+        return "available" if card is not None and card.available() else "none"
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    fn: Callable[..., nn.Module] | None = None,
+    *,
+    name: str | None = None,
+    weights: WeightCard | None = None,
+    trainable: bool = True,
+):
+    """Register a model-building function under its name (or ``name``).
+
+    Usable bare (``@register_model``) or with arguments (``@register_model(trainable=False)``).
+    """
+
+    def deco(f: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        key = name or f.__name__
+        if key in _REGISTRY and _REGISTRY[key].fn is not f:
+            raise ValueError(f"model '{key}' is already registered")
+        doc = (f.__doc__ or "").strip().splitlines()
+        _REGISTRY[key] = ModelEntry(key, f, weights, trainable, doc[0] if doc else "")
+        return f
+
+    return deco(fn) if fn is not None else deco
+
+
+def _ensure_builtin() -> None:
+    # Importing the model modules runs their @register_model decorators.
+    from . import _builtin  # noqa: F401
+
+
+def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
+    """Names of registered models matching a shell-style pattern, sorted.
+
+    Args:
+        pattern: e.g. ``"pomai*"``.
+        pretrained: only models whose weights ship with the package (training-free models count).
+    """
+    _ensure_builtin()
+    names = sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+    if pretrained:
+        names = [n for n in names if _REGISTRY[n].weights_status() in ("available", "training-free")]
+    return names
+
+
+def get_model_entry(name: str) -> ModelEntry:
+    _ensure_builtin()
+    if name not in _REGISTRY:
+        close = fnmatch.filter(_REGISTRY, f"*{name}*")
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown model '{name}'{hint} Registered: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_checkpoint(
+    model: nn.Module,
+    path: str | Path,
+    strict: bool = True,
+    sha256: str = "",
+    key_filter: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
+) -> nn.Module:
+    """Load safetensors weights into ``model``.
+
+    Args:
+        model: the module to fill.
+        path: a ``.safetensors`` file. Pickle-based files (.pt, .pth, .ckpt, .bin) are refused:
+            they can run arbitrary code when loaded.
+        strict: require the keys to match exactly.
+        sha256: expected digest of the file, checked when given.
+        key_filter: maps an original checkpoint's state dict onto this model's names (for weights
+            converted from other codebases).
+
+    Raises:
+        FileNotFoundError, ValueError: missing file, wrong format, digest or key mismatch.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"'{p}': checkpoint not found")
+    if p.suffix.lower() != ".safetensors":
+        raise ValueError(
+            f"'{p}': only .safetensors checkpoints are loaded (pickle files can execute code); convert it with "
+            "safetensors.torch.save_file(torch.load(f, weights_only=True), 'model.safetensors')"
+        )
+    if sha256 and _sha256(p) != sha256:
+        raise ValueError(f"'{p}': sha256 does not match the weight card (file changed or corrupted)")
+    try:
+        state = load_file(str(p))
+    except (SafetensorError, OSError) as exc:
+        raise ValueError(f"'{p}': not a readable safetensors file ({exc})") from exc
+    if key_filter is not None:
+        state = key_filter(state)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if strict and (missing or unexpected):
+        raise ValueError(
+            f"'{p}': weights do not fit {type(model).__name__}: missing {list(missing)[:8]}, "
+            f"unexpected {list(unexpected)[:8]} (was it saved from a different variant?)"
+        )
+    return model
+
+
+def save_weights(model: nn.Module, path: str | Path, metadata: Mapping[str, str] | None = None) -> Path:
+    """Save a model's state dict as safetensors, atomically."""
+    import os
+    import tempfile
+
+    from safetensors.torch import save_file
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata=dict(metadata or {}))
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
+
+
+def create_model(
+    name: str,
+    pretrained: bool = False,
+    checkpoint_path: str | Path | None = None,
+    device: str | torch.device | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """Build a registered model.
+
+    Args:
+        name: a name from :func:`list_models`.
+        pretrained: load the weights shipped with the package (error if there are none).
+        checkpoint_path: load these safetensors weights instead (takes precedence).
+        device: move the model there.
+        **kwargs: passed to the model's constructor (e.g. ablation switches).
+
+    Returns:
+        The model in eval mode.
+    """
+    entry = get_model_entry(name)
+    model = entry.fn(**kwargs)
+    if checkpoint_path is not None:
+        load_checkpoint(model, checkpoint_path)
+    elif pretrained and entry.trainable:
+        card = entry.card()
+        if card is None or not card.available():
+            have = [n for n in list_models(pretrained=True) if _REGISTRY[n].trainable]
+            raise ValueError(
+                f"model '{name}' has no shipped weights; pass checkpoint_path=... (models with weights: "
+                f"{', '.join(have) or 'none yet'})"
+            )
+        load_checkpoint(model, card.path(), sha256=card.sha256)
+    model.eval()
+    if device is not None:
+        model.to(device)
+    return model
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
