@@ -264,9 +264,13 @@ def _quantize(img: np.ndarray, bit_depth: int) -> np.ndarray:
 def _encode(fh, img: np.ndarray, ext: str, quality: int) -> None:
     """Write ``img`` (uint8/uint16, (H,W) or (H,W,3)) in the format named by ``ext`` to ``fh``."""
     if ext in (".tif", ".tiff"):
+        import io as _io
+
         import tifffile
 
-        tifffile.imwrite(fh, img, photometric="rgb" if img.ndim == 3 else "minisblack")
+        buf = _io.BytesIO()
+        tifffile.imwrite(buf, img, photometric="rgb" if img.ndim == 3 else "minisblack")
+        fh.write(buf.getvalue())
         return
     if img.dtype == np.uint16:
         if ext != ".png":
