@@ -220,6 +220,13 @@ def load_checkpoint(
         raise ValueError(f"'{p}': not a readable safetensors file ({exc})") from exc
     if key_filter is not None:
         state = key_filter(state)
+    own = model.state_dict()
+    wrong = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items() if k in own and own[k].shape != v.shape]
+    if wrong:
+        raise ValueError(
+            f"'{p}': weights do not fit {type(model).__name__}: shape mismatch for {wrong[:4]} "
+            "(was it saved from a different variant?)"
+        )
     missing, unexpected = model.load_state_dict(state, strict=False)
     if strict and (missing or unexpected):
         raise ValueError(
