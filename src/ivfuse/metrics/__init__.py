@@ -1,0 +1,54 @@
+"""Image fusion metrics with the conventions of the three reference evaluators.
+
+>>> from ivfuse.metrics import evaluate, list_metrics
+>>> list_metrics("vifb")[:4]
+['EN', 'SD', 'SF', 'AG']
+
+``evaluate(fused, ir, vis, metrics=None, convention="vifb", roi=None)`` scores a fused image;
+every metric also has a functional form on single-channel float64 arrays in 0..255 (e.g.
+:func:`entropy`, :func:`mutual_information`, :func:`qabf`). See ``docs/metrics.md``.
+"""
+
+from .conventions import CONVENTIONS, DEFAULT_CONVENTION, Convention
+from .evaluate import evaluate
+from .gradient import average_gradient, edge_intensity, nabf, qabf, spatial_frequency
+from .information import cross_entropy, entropy, mutual_information, mutual_information_pair
+from .perceptual import qcb, qcv, vif, vifp
+from .reference import mse, psnr, rmse, roi_ssim, ssim, ssim_map
+from .registry import METRICS, MetricInfo, list_metrics
+from .roi import roi_mask
+from .statistics import correlation, correlation_coefficient, scd, standard_deviation
+
+__all__ = [
+    "evaluate",
+    "METRICS",
+    "MetricInfo",
+    "list_metrics",
+    "CONVENTIONS",
+    "DEFAULT_CONVENTION",
+    "Convention",
+    "entropy",
+    "mutual_information",
+    "mutual_information_pair",
+    "cross_entropy",
+    "spatial_frequency",
+    "average_gradient",
+    "edge_intensity",
+    "qabf",
+    "nabf",
+    "standard_deviation",
+    "correlation",
+    "correlation_coefficient",
+    "scd",
+    "mse",
+    "rmse",
+    "psnr",
+    "ssim",
+    "ssim_map",
+    "roi_ssim",
+    "roi_mask",
+    "vif",
+    "vifp",
+    "qcb",
+    "qcv",
+]

@@ -1,0 +1,44 @@
+"""Argument checks shared by the functional metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["as_plane", "as_planes"]
+
+
+def as_plane(img, name: str = "image", min_size: int = 2) -> np.ndarray:
+    """Return ``img`` as a 2-D float64 array or raise ``ValueError`` naming the shape it got.
+
+    Args:
+        img: array-like of shape (H, W), values in 0..255.
+        name: argument name used in error messages.
+        min_size: smallest allowed H and W.
+
+    Returns:
+        (H, W) float64 array (a view when ``img`` already is one).
+    """
+    arr = np.asarray(img, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: expected a single-channel (H, W) array, got shape {arr.shape}")
+    if arr.shape[0] < min_size or arr.shape[1] < min_size:
+        raise ValueError(f"{name}: expected at least {min_size}x{min_size} pixels, got shape {arr.shape}")
+    return arr
+
+
+def as_planes(*imgs_and_names: tuple, min_size: int = 2) -> list[np.ndarray]:
+    """Check several (H, W) arrays and that their shapes agree.
+
+    Args:
+        imgs_and_names: ``(array, name)`` pairs.
+        min_size: smallest allowed H and W.
+
+    Returns:
+        The arrays as float64, in order.
+    """
+    arrs = [as_plane(img, name, min_size) for img, name in imgs_and_names]
+    shapes = {a.shape for a in arrs}
+    if len(shapes) > 1:
+        desc = ", ".join(f"{name} {a.shape}" for a, (_, name) in zip(arrs, imgs_and_names))
+        raise ValueError(f"shape mismatch: {desc}")
+    return arrs

@@ -1,0 +1,97 @@
+"""Turning what users pass to :func:`ivfuse.metrics.evaluate` into float64 arrays in 0..255."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["to_float255"]
+
+
+def _read_with_pillow(path: Path) -> np.ndarray:
+    """Fallback reader for when ``ivfuse.io`` is unavailable: 8/16-bit gray or RGB via Pillow."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if im.mode.startswith("I;16"):
+            return np.asarray(im).astype(np.uint16)
+        if im.mode == "I":
+            return np.asarray(im).astype(np.uint16)
+        if im.mode in ("1", "L", "LA"):
+            return np.asarray(im.convert("L"))
+        return np.asarray(im.convert("RGB"))
+
+
+def _read_path(path: Path) -> np.ndarray:
+    """Native pixels of an image file, (H, W) or (H, W, 3) uint8/uint16, via ``ivfuse.io.read_array``."""
+    try:
+        from ivfuse.io import read_array
+    except ImportError:  # the io module is optional for the metrics
+        return _read_with_pillow(path)
+    return read_array(path)
+
+
+def _from_tensor(t, role: str) -> np.ndarray:
+    arr = t.detach().cpu()
+    if arr.is_floating_point():
+        arr = arr.double()
+    arr = arr.numpy()
+    if arr.ndim == 4:
+        if arr.shape[0] != 1:
+            raise ValueError(f"{role}: expected a batch of one image (1, C, H, W), got shape {tuple(t.shape)}")
+        arr = arr[0]
+    if arr.ndim == 3:
+        if arr.shape[0] not in (1, 3):
+            raise ValueError(f"{role}: expected a tensor of shape (H, W), (1, H, W), (3, H, W) or (1, C, H, W), got {tuple(t.shape)}")
+        arr = arr[0] if arr.shape[0] == 1 else np.moveaxis(arr, 0, -1)
+    elif arr.ndim != 2:
+        raise ValueError(f"{role}: expected a tensor of shape (H, W), (1, H, W), (3, H, W) or (1, C, H, W), got {tuple(t.shape)}")
+    return arr
+
+
+def _scale(arr: np.ndarray, role: str) -> np.ndarray:
+    if arr.dtype == np.bool_:
+        return arr.astype(np.float64) * 255.0
+    if np.issubdtype(arr.dtype, np.integer):
+        if arr.dtype == np.uint8:
+            return arr.astype(np.float64)
+        if arr.dtype == np.uint16:
+            return arr.astype(np.float64) / 257.0
+        return arr.astype(np.float64) * (255.0 / np.iinfo(arr.dtype).max)
+    if np.issubdtype(arr.dtype, np.floating):
+        out = arr.astype(np.float64) * 255.0
+        if not np.all(np.isfinite(out)):
+            raise ValueError(f"{role}: image contains NaN or infinite values")
+        return out
+    raise ValueError(f"{role}: unsupported dtype {arr.dtype}")
+
+
+def to_float255(img, role: str) -> np.ndarray:
+    """Convert one input of ``evaluate`` to float64 in 0..255.
+
+    Args:
+        img: numpy array (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) (alpha dropped); a torch
+            tensor (H, W), (1, H, W), (3, H, W) or (1, C, H, W) with C in {1, 3}; or a path.
+            Integer arrays are scaled by their range (uint8 as is, uint16 / 257); float arrays
+            and tensors are taken as [0, 1] and multiplied by 255 (values outside are kept).
+        role: ``"fused"``, ``"ir"`` or ``"vis"``, for error messages.
+
+    Returns:
+        float64 array of shape (H, W) or (H, W, 3).
+    """
+    if isinstance(img, (str, Path)):
+        arr = _read_path(Path(img))
+    elif hasattr(img, "detach") and hasattr(img, "cpu"):
+        arr = _from_tensor(img, role)
+    elif isinstance(img, np.ndarray):
+        arr = img
+    else:
+        raise TypeError(f"{role}: expected a numpy array, a torch tensor or a path, got {type(img).__name__}")
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    elif arr.ndim == 3 and arr.shape[2] == 4:
+        arr = arr[..., :3]
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)):
+        raise ValueError(f"{role}: expected an image of shape (H, W) or (H, W, 3), got shape {arr.shape}")
+    return _scale(np.asarray(arr), role)

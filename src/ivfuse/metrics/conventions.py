@@ -1,0 +1,162 @@
+"""The three reference conventions and the input handling each one implies.
+
+A convention names the reference evaluator whose numbers we reproduce:
+
+- ``"vifb"``: the VIFB benchmark's MATLAB metrics (the default; it is the complete reference,
+  with all 13 of its metrics defined in one place and no dependence on a library version).
+- ``"cddfuse"``: ``utils/Evaluator.py`` of MMIF-CDDFuse (Python, scikit-image 0.19), the evaluator
+  of most recent deep fusion papers.
+- ``"tang"``: Linfeng Tang's MATLAB ``Evaluation-for-Image-Fusion`` scripts.
+
+This module turns the three images, already scaled to float64 in 0..255, into the single-channel
+planes each convention scores: see :func:`prepare_planes`. What each convention changes inside
+a metric (log base, sum vs average, ranges) lives next to the metric's formula.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "Convention",
+    "CONVENTIONS",
+    "DEFAULT_CONVENTION",
+    "Planes",
+    "check_convention",
+    "prepare_planes",
+    "cv2_gray",
+    "matlab_rgb2gray",
+]
+
+DEFAULT_CONVENTION = "vifb"
+
+# MATLAB rgb2gray weights: first row of the inverse of the NTSC YIQ matrix, as MATLAB computes them.
+_MATLAB_GRAY = (0.298936021293775, 0.587043074451121, 0.114020904255103)
+
+
+@dataclass(frozen=True)
+class Convention:
+    """What a convention is and which metrics its reference table reports.
+
+    Attributes:
+        name: ``"vifb"``, ``"cddfuse"`` or ``"tang"``.
+        reference: the reference evaluator, as a citation.
+        gray: how colour inputs become gray (``"per-channel"`` means no conversion).
+        metrics: canonical names of the metrics in the reference's table, in table order.
+    """
+
+    name: str
+    reference: str
+    gray: str
+    metrics: tuple[str, ...]
+
+
+CONVENTIONS: dict[str, Convention] = {
+    "vifb": Convention(
+        name="vifb",
+        reference="VIFB (Zhang et al., CVPRW 2020), github.com/xingchenzhang/VIFB, metrics/*.m",
+        gray="per-channel: a colour fused image is scored per RGB channel and the scores averaged",
+        metrics=("EN", "SD", "SF", "AG", "MI", "Qabf", "SSIM", "PSNR", "RMSE", "CE", "EI", "Qcb", "Qcv"),
+    ),
+    "cddfuse": Convention(
+        name="cddfuse",
+        reference="MMIF-CDDFuse utils/Evaluator.py (Zhao et al., CVPR 2023), scikit-image 0.19",
+        gray="OpenCV BGR2GRAY on float32, then rounded",
+        metrics=("EN", "SD", "SF", "AG", "MI", "VIF", "Qabf", "SSIM", "CC", "SCD", "PSNR", "MSE"),
+    ),
+    "tang": Convention(
+        name="tang",
+        reference="github.com/Linfeng-Tang/Evaluation-for-Image-Fusion, Evaluation/*.m (MATLAB)",
+        gray="MATLAB rgb2gray to uint8",
+        metrics=("EN", "SD", "SF", "AG", "MI", "VIF", "Qabf", "SSIM", "CC", "SCD", "PSNR", "MSE", "Nabf"),
+    ),
+}
+
+
+def check_convention(convention: str) -> str:
+    """Return the canonical (lower-case) convention name or raise ``ValueError`` naming the valid ones."""
+    key = convention.lower() if isinstance(convention, str) else None
+    if key not in CONVENTIONS:
+        raise ValueError(f"unknown convention {convention!r}; valid conventions: {', '.join(CONVENTIONS)}")
+    return key
+
+
+@dataclass(frozen=True)
+class Planes:
+    """One single-channel triple to score: fused, visible and infrared, each (H, W) float64 in 0..255."""
+
+    fused: np.ndarray
+    vis: np.ndarray
+    ir: np.ndarray
+
+
+def matlab_rgb2gray(rgb: np.ndarray) -> np.ndarray:
+    """MATLAB ``rgb2gray`` of a uint8 image: weighted sum rounded half away from zero.
+
+    Args:
+        rgb: (H, W, 3) float64 with integer values in 0..255.
+
+    Returns:
+        (H, W) float64 with integer values in 0..255.
+    """
+    y = rgb[..., 0] * _MATLAB_GRAY[0] + rgb[..., 1] * _MATLAB_GRAY[1] + rgb[..., 2] * _MATLAB_GRAY[2]
+    return np.clip(np.floor(y + 0.5), 0.0, 255.0)
+
+
+def cv2_gray(rgb: np.ndarray) -> np.ndarray:
+    """``np.round(cv2.cvtColor(img_float32, cv2.COLOR_BGR2GRAY))`` without OpenCV.
+
+    OpenCV computes ``0.114 B + 0.587 G + 0.299 R`` in float32; the same float32 arithmetic is
+    reproduced here, then rounded half to even as ``np.round`` does.
+
+    Args:
+        rgb: (H, W, 3) float64 in 0..255 (RGB order).
+
+    Returns:
+        (H, W) float64 with integer values.
+    """
+    c = rgb.astype(np.float32)
+    y = c[..., 2] * np.float32(0.114) + c[..., 1] * np.float32(0.587) + c[..., 0] * np.float32(0.299)
+    return np.round(y).astype(np.float64)
+
+
+def _quantize_uint8(img: np.ndarray) -> np.ndarray:
+    """MATLAB ``im2uint8`` of an image in 0..255: round half away from zero, saturate."""
+    return np.clip(np.floor(img + 0.5), 0.0, 255.0)
+
+
+def _channels(img: np.ndarray) -> list[np.ndarray]:
+    if img.ndim == 2:
+        return [img, img, img]
+    return [img[..., k] for k in range(3)]
+
+
+def prepare_planes(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray, convention: str) -> list[Planes]:
+    """Apply a convention's input handling.
+
+    Args:
+        fused: (H, W) or (H, W, 3) float64 in 0..255.
+        ir: (H, W) or (H, W, 3) float64 in 0..255.
+        vis: (H, W) or (H, W, 3) float64 in 0..255.
+        convention: ``"vifb"``, ``"cddfuse"`` or ``"tang"``.
+
+    Returns:
+        The planes to score; every metric is computed per plane and the results averaged.
+        ``vifb`` gives three planes for a colour fused image (channel k of the fused image with
+        channel k of each source, a gray source replicated) and one plane for a gray fused image
+        (colour sources converted with MATLAB ``rgb2gray``, as VIFB's uint8 path does).
+        ``cddfuse`` and ``tang`` always give one gray plane.
+    """
+    convention = check_convention(convention)
+    if convention == "vifb":
+        if fused.ndim == 3:
+            return [Planes(f, v, i) for f, v, i in zip(_channels(fused), _channels(vis), _channels(ir))]
+        gray = [x if x.ndim == 2 else matlab_rgb2gray(np.floor(x + 0.5)) for x in (fused, vis, ir)]
+        return [Planes(*gray)]
+    if convention == "cddfuse":
+        gray = [cv2_gray(x) if x.ndim == 3 else np.round(x) for x in (fused, vis, ir)]
+        return [Planes(*(np.clip(g, 0.0, 255.0) for g in gray))]
+    gray = [matlab_rgb2gray(_quantize_uint8(x)) if x.ndim == 3 else _quantize_uint8(x) for x in (fused, vis, ir)]
+    return [Planes(*gray)]

@@ -1,0 +1,203 @@
+"""Gradient metrics: SF, AG, EI (sharpness of the fused image) and Qabf, Nabf (edge transfer).
+
+All functions take single-channel float64 arrays in 0..255.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._common import as_plane, as_planes
+from ._filters import sobel
+from .conventions import DEFAULT_CONVENTION, check_convention
+
+__all__ = ["spatial_frequency", "average_gradient", "edge_intensity", "qabf", "nabf"]
+
+
+def spatial_frequency(img, convention: str = DEFAULT_CONVENTION) -> float:
+    """SF: root of the mean squared horizontal and vertical first differences.
+
+    Args:
+        img: (H, W) float64 in 0..255. For a colour image VIFB scores the (H, 3W) side-by-side
+            concatenation of the R, G and B planes; :func:`ivfuse.metrics.evaluate` does that.
+        convention: ``vifb`` divides both sums of squared differences by ``H W``
+            (``SF = sqrt((sum dx^2 + sum dy^2) / (H W))``); ``cddfuse`` and ``tang`` take each mean
+            over its own count (``sqrt(mean(dx^2) + mean(dy^2))``). Tang's published tables hold
+            this value divided by 255.
+
+    Returns:
+        SF in gray levels. Higher is better.
+    """
+    convention = check_convention(convention)
+    f = as_plane(img, "img")
+    dx2 = np.square(f[:, 1:] - f[:, :-1])
+    dy2 = np.square(f[1:, :] - f[:-1, :])
+    if convention == "vifb":
+        return float(np.sqrt((dx2.sum() + dy2.sum()) / f.size))
+    return float(np.sqrt(dx2.mean() + dy2.mean()))
+
+
+def average_gradient(img, convention: str = DEFAULT_CONVENTION) -> float:
+    """AG: average of ``sqrt((gx^2 + gy^2) / 2)`` with MATLAB ``gradient`` derivatives.
+
+    Derivatives are central differences ``(x[i+1] - x[i-1]) / 2`` inside and one-sided at the
+    border (``numpy.gradient`` computes the same).
+
+    Args:
+        img: (H, W) float64 in 0..255, at least 2x2.
+        convention: ``vifb`` and ``tang`` divide the sum over all H W pixels by ``(H - 1)(W - 1)``;
+            ``cddfuse`` takes the plain mean.
+
+    Returns:
+        AG in gray levels per pixel. Higher is better.
+    """
+    convention = check_convention(convention)
+    f = as_plane(img, "img")
+    gy, gx = np.gradient(f)
+    s = np.sqrt((gx * gx + gy * gy) / 2.0)
+    if convention == "cddfuse":
+        return float(s.mean())
+    h, w = f.shape
+    return float(s.sum() / ((h - 1) * (w - 1)))
+
+
+def edge_intensity(img) -> float:
+    """EI (VIFB): mean Sobel gradient magnitude, MATLAB ``imfilter(F, fspecial('sobel'), 'replicate')``.
+
+    Args:
+        img: (H, W) float64 in 0..255.
+
+    Returns:
+        EI in gray levels (Sobel gain 4 included). Higher is better.
+    """
+    f = as_plane(img, "img", 1)
+    dx, dy = sobel(f, "replicate")
+    return float(np.mean(np.sqrt(dx * dx + dy * dy)))
+
+
+# Qabf (Xydeas and Petrovic 2000) constants, as in all three references.
+_QABF = {"Tg": 0.9994, "kg": -15.0, "Dg": 0.5, "Ta": 0.9879, "ka": -22.0, "Da": 0.8}
+# Value range each reference feeds Qabf: it only matters where the reference sets the strength
+# term to gF (where gA == gF exactly); VIFB multiplies the 0..255 image by 255 (``255*im2double``
+# of a double), CDDFuse passes 0..255, Tang passes ``im2double`` images (0..1).
+_QABF_SCALE = {"vifb": 255.0, "cddfuse": 1.0, "tang": 1.0}
+
+
+def _qabf_edges(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Edge strength and orientation from MATLAB ``conv2(img, h, 'same')`` with the Sobel kernels."""
+    dx, dy = sobel(img, "zero")
+    sx, sy = -dx, dy  # conv2 flips the kernels [-1 0 1; -2 0 2; -1 0 1] and [1 2 1; 0 0 0; -1 -2 -1]
+    g = np.sqrt(sx * sx + sy * sy)
+    nonzero = sx != 0
+    ratio = np.divide(sy, sx, out=np.zeros_like(sy), where=nonzero)
+    a = np.where(nonzero, np.arctan(ratio), math.pi / 2)
+    return g, a
+
+
+def _qabf_preservation(g_src: np.ndarray, a_src: np.ndarray, g_f: np.ndarray, a_f: np.ndarray) -> np.ndarray:
+    """Per-pixel edge preservation Q^{XF} = Q_g * Q_a."""
+    greater = g_src > g_f
+    less = g_src < g_f
+    strength = np.where(g_src == g_f, g_f, 0.0)  # the references' quirk: gF itself where equal
+    strength = np.divide(g_f, g_src, out=strength, where=greater)
+    strength = np.divide(g_src, g_f, out=strength, where=less)
+    orientation = 1.0 - np.abs(a_src - a_f) / (math.pi / 2)
+    q_g = _QABF["Tg"] / (1.0 + np.exp(_QABF["kg"] * (strength - _QABF["Dg"])))
+    q_a = _QABF["Ta"] / (1.0 + np.exp(_QABF["ka"] * (orientation - _QABF["Da"])))
+    return q_g * q_a
+
+
+def qabf(a, b, f, convention: str = DEFAULT_CONVENTION) -> float:
+    """Qabf: gradient-based edge transfer of Xydeas and Petrovic (2000).
+
+    Sobel responses with zero padding give strength ``g`` and orientation ``atan(Sy / Sx)``
+    (``pi / 2`` where ``Sx = 0``) per pixel; the preservation of source X in F is
+    ``Tg / (1 + exp(kg (G - Dg))) * Ta / (1 + exp(ka (A - Da)))`` with ``G = min(gX/gF, gF/gX)``
+    and ``A = 1 - |aX - aF| / (pi / 2)``, and ``Q = sum(QAF gA + QBF gB) / sum(gA + gB)``.
+
+    Where ``gX == gF`` the references set ``G = gF`` (not 1). That makes the value depend on the
+    range the reference fed in, so ``convention`` selects it: ``vifb`` 0..65025, ``cddfuse``
+    0..255, ``tang`` 0..1. Everything else is scale-free.
+
+    Args:
+        a: (H, W) float64 source in 0..255.
+        b: (H, W) float64 other source.
+        f: (H, W) float64 fused image.
+        convention: ``vifb``, ``cddfuse`` or ``tang``.
+
+    Returns:
+        Qabf in [0, 1) (about 0.975 when F = A = B with edges). Higher is better; NaN when no
+        source has an edge.
+    """
+    convention = check_convention(convention)
+    a, b, f = as_planes((a, "a"), (b, "b"), (f, "f"), min_size=1)
+    scale = _QABF_SCALE[convention]
+    g_a, a_a = _qabf_edges(a * scale)
+    g_b, a_b = _qabf_edges(b * scale)
+    g_f, a_f = _qabf_edges(f * scale)
+    q_af = _qabf_preservation(g_a, a_a, g_f, a_f)
+    q_bf = _qabf_preservation(g_b, a_b, g_f, a_f)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(np.sum(q_af * g_a + q_bf * g_b) / np.sum(g_a + g_b))
+
+
+# Nabf constants (Petrovic's artefact measure as modified by B. K. Shreyamsha Kumar, 2013).
+_NABF = {"Td": 2.0, "wt_min": 0.001, "Lg": 1.5, "Nrg": 0.9999, "kg": 19.0, "sg": 0.5, "Nra": 0.9995, "ka": 22.0, "sa": 0.5}
+
+
+def _nabf_edges(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sobel/8 with mirror padding: strength and orientation ``atan(gv / gh)`` (0 where both are 0)."""
+    dx, dy = sobel(img, "mirror")
+    gv, gh = dx / 8.0, dy / 8.0
+    g = np.sqrt(gh * gh + gv * gv)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.arctan(gv / gh)  # gh == 0 gives +-pi/2, like MATLAB's atan(+-Inf)
+    a[(gv == 0) & (gh == 0)] = 0.0
+    return g, a
+
+
+def _nabf_preservation(g_src: np.ndarray, a_src: np.ndarray, g_f: np.ndarray, a_f: np.ndarray) -> np.ndarray:
+    c = _NABF
+    ratio = np.zeros_like(g_src)
+    both = (g_src != 0) & (g_f != 0)
+    src_larger = both & (g_src > g_f)
+    np.divide(g_f, g_src, out=ratio, where=src_larger)
+    np.divide(g_src, g_f, out=ratio, where=both & ~src_larger)
+    orientation = np.abs(np.abs(a_src - a_f) - math.pi / 2) * 2.0 / math.pi
+    q_g = c["Nrg"] / (1.0 + np.exp(-c["kg"] * (ratio - c["sg"])))
+    q_a = c["Nra"] / (1.0 + np.exp(-c["ka"] * (orientation - c["sa"])))
+    return np.sqrt(q_g * q_a)
+
+
+def nabf(a, b, f) -> float:
+    """Nabf: fusion artefacts, Petrovic's measure as modified by Shreyamsha Kumar (SIViP 2013).
+
+    With Sobel/8 edges (mirror padding), per-pixel preservation ``Q^{XF} = sqrt(Q_g Q_a)``
+    (``Q_g = 0.9999 / (1 + exp(-19 (G - 0.5)))``, ``Q_a = 0.9995 / (1 + exp(-22 (A - 0.5)))``) and
+    weights ``w_X = g_X^1.5`` where ``g_X >= 2`` else 0.001, Nabf is
+    ``sum(N (1 - QAF) wA + N (1 - QBF) wB) / sum(wA + wB)`` where ``N`` marks pixels whose fused
+    edge is stronger than both sources' (edges that came from nowhere). Thresholds assume 0..255
+    images; this is the published definition, used by every convention.
+
+    Args:
+        a: (H, W) float64 source in 0..255.
+        b: (H, W) float64 other source.
+        f: (H, W) float64 fused image.
+
+    Returns:
+        Nabf in [0, 1]. Lower is better; 0 when F adds no edge.
+    """
+    a, b, f = as_planes((a, "a"), (b, "b"), (f, "f"), min_size=2)
+    c = _NABF
+    g_a, a_a = _nabf_edges(a)
+    g_b, a_b = _nabf_edges(b)
+    g_f, a_f = _nabf_edges(f)
+    q_af = _nabf_preservation(g_a, a_a, g_f, a_f)
+    q_bf = _nabf_preservation(g_b, a_b, g_f, a_f)
+    w_a = np.where(g_a >= c["Td"], g_a ** c["Lg"], c["wt_min"])
+    w_b = np.where(g_b >= c["Td"], g_b ** c["Lg"], c["wt_min"])
+    artefact = (g_f > g_a) & (g_f > g_b)
+    num = np.sum(np.where(artefact, (1.0 - q_af) * w_a + (1.0 - q_bf) * w_b, 0.0))
+    return float(num / np.sum(w_a + w_b))
