@@ -50,6 +50,7 @@ def fuse(
     dtype: str = "float32",
     checkpoint_path: str | os.PathLike | None = None,
     save_maps: bool = False,
+    tile: int | str | None = "auto",
 ) -> np.ndarray:
     """Fuse one infrared/visible pair.
 
@@ -67,13 +68,15 @@ def fuse(
         dtype: "float32", "float16" or "bfloat16" compute.
         checkpoint_path: safetensors weights to use instead of the shipped ones.
         save_maps: also write the model's maps (attention, alpha, foreground) next to ``output``.
+        tile: "auto" (tile only images too large for the available memory), None/0 (never), or a
+            tile side in pixels; tiles overlap and are blended without seams.
 
     Returns:
         The fused image, float32 in [0, 1], (H, W, 3) for a colour visible image, else (H, W).
     """
     net = resolve_model(model, checkpoint_path)
     pair = load_pair(ir, vis, resize=resize)
-    fused, maps = run_model(net, pair.ir, pair.vis, device=device, dtype=dtype, return_maps=True)
+    fused, maps = run_model(net, pair.ir, pair.vis, device=device, dtype=dtype, return_maps=True, tile=tile)
     result = restore_color(fused, pair.chroma)
     if output is not None:
         out = Path(output)
@@ -119,6 +122,7 @@ def fuse_folder(
     save_maps: bool = False,
     batch_size: int = 1,
     progress: bool = True,
+    tile: int | str | None = "auto",
     on_pair: Callable[[str, str | None], None] | None = None,
 ) -> FolderResult:
     """Fuse every pair of a dataset folder, going on past pairs that fail.
@@ -169,7 +173,7 @@ def fuse_folder(
         ir = torch.cat([p.ir for _, p in batch])
         vis = torch.cat([p.vis for _, p in batch])
         try:
-            fused, maps = run_model(net, ir, vis, device=dev, dtype=dtype, return_maps=True)
+            fused, maps = run_model(net, ir, vis, device=dev, dtype=dtype, return_maps=True, tile=tile)
         except Exception as exc:  # a model failure on one batch must not end the run
             for pp, _ in batch:
                 report(pp.name, f"fusion failed: {exc}")

@@ -37,12 +37,28 @@ def _add_fuse(sub) -> None:
     p.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
     p.add_argument("--batch-size", type=int, default=1, help="pairs of equal size fused together")
     p.add_argument("--save-maps", action="store_true", help="also write the model's attention/alpha/foreground maps")
+    p.add_argument("--tile", default="auto",
+                   help="tile side in pixels for large images, 0 for none, 'auto' (default) to decide from free memory")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_fuse)
 
 
+def _tile_arg(value: str):
+    if value == "auto":
+        return "auto"
+    try:
+        n = int(value)
+    except ValueError:
+        raise ValueError(f"--tile must be 'auto' or a number of pixels, got '{value}'") from None
+    if n < 0 or 0 < n < 32:
+        raise ValueError(f"--tile must be 0 (off) or at least 32 pixels, got {n}")
+    return n or None
+
+
 def _cmd_fuse(args) -> int:
     from . import api
+
+    tile = _tile_arg(args.tile)
 
     model = args.model or api.DEFAULT_MODEL
     folder_mode = args.dataset is not None or (args.ir and Path(args.ir).is_dir()) or (args.vis and Path(args.vis).is_dir())
@@ -57,7 +73,7 @@ def _cmd_fuse(args) -> int:
             args.dataset, args.output, model,
             ir_dir=args.ir, vis_dir=args.vis, ext=args.ext, resize=args.resize, bit_depth=args.bit_depth,
             device=args.device, dtype=args.dtype, checkpoint_path=args.checkpoint, save_maps=args.save_maps,
-            batch_size=args.batch_size, progress=not args.quiet,
+            batch_size=args.batch_size, progress=not args.quiet, tile=tile,
         )
         print(f"fused {len(res.written)} pairs with '{model}' into {args.output}")
         if res.unmatched:
@@ -75,7 +91,7 @@ def _cmd_fuse(args) -> int:
         return 2
     api.fuse(
         args.ir, args.vis, model, output=args.output, resize=args.resize, bit_depth=args.bit_depth,
-        device=args.device, dtype=args.dtype, checkpoint_path=args.checkpoint, save_maps=args.save_maps,
+        device=args.device, dtype=args.dtype, checkpoint_path=args.checkpoint, save_maps=args.save_maps, tile=tile,
     )
     print(f"wrote {args.output} ({model})")
     return 0

@@ -9,7 +9,11 @@ from torch import nn
 
 from .filters import safe_pad
 
-__all__ = ["select_device", "pad_to_multiple", "crop_to", "run_model"]
+__all__ = ["select_device", "pad_to_multiple", "crop_to", "run_model", "available_memory", "auto_tile_size", "tile_grid"]
+
+#: Bytes of working memory per input pixel assumed for a network that does not declare its own
+#: ``memory_per_pixel`` (float32 activations of a few dozen channels, kept during a forward pass).
+DEFAULT_MEMORY_PER_PIXEL = 2048
 
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
            "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
@@ -60,6 +64,96 @@ def crop_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return x[..., : size[0], : size[1]]
 
 
+def available_memory(device: torch.device) -> int:
+    """Bytes that can be used now: free CUDA memory, or MemAvailable from /proc/meminfo on CPU."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 * 1024**3  # unknown platform: assume 8 GiB
+
+
+def auto_tile_size(model: nn.Module, height: int, width: int, device: torch.device, budget: float = 0.5) -> int | None:
+    """Tile side that keeps a forward pass within ``budget`` of the available memory, or None if
+    the whole image fits.
+
+    The model's ``memory_per_pixel`` attribute (bytes per input pixel during a forward pass; see
+    ``benchmarks/``) sets the estimate; parameter-free methods are cheap and never tiled.
+    """
+    per_px = getattr(model, "memory_per_pixel", None)
+    if per_px is None:
+        if not any(True for _ in model.parameters()):
+            return None
+        per_px = DEFAULT_MEMORY_PER_PIXEL
+    max_px = budget * available_memory(device) / per_px
+    if height * width <= max_px:
+        return None
+    side = int(max_px**0.5)
+    multiple = int(getattr(model, "pad_multiple", 1) or 1)
+    return max(64, side - side % max(multiple, 1))
+
+
+def tile_grid(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of size ``tile`` covering ``length`` with at least ``overlap`` shared pixels."""
+    if tile >= length:
+        return [0]
+    step = max(1, tile - overlap)
+    starts = list(range(0, length - tile, step))
+    starts.append(length - tile)
+    return starts
+
+
+def _ramp(n: int, overlap: int, taper_start: bool, taper_end: bool) -> torch.Tensor:
+    """1-D blending weights: linear ramps of ``overlap`` pixels on tapered sides, 1 elsewhere."""
+    w = torch.ones(n)
+    if overlap > 0:
+        r = (torch.arange(1, overlap + 1, dtype=torch.float32) / (overlap + 1))[: n]
+        if taper_start:
+            w[: r.numel()] = torch.minimum(w[: r.numel()], r)
+        if taper_end:
+            w[n - r.numel() :] = torch.minimum(w[n - r.numel() :], r.flip(0))
+    return w
+
+
+def _run_padded(model, ir, vis, multiple):
+    size = ir.shape[-2:]
+    ir_p, _ = pad_to_multiple(ir, multiple)
+    vis_p, _ = pad_to_multiple(vis, multiple)
+    out = model(ir_p, vis_p, return_maps=True)
+    fused, maps = out if isinstance(out, tuple) else (out, {})
+    return crop_to(fused, size).float(), {k: crop_to(v, size).float() for k, v in maps.items()}
+
+
+def _run_tiled(model, ir, vis, multiple, tile: int, overlap: int, dev):
+    b, _, h, w = ir.shape
+    fused = torch.zeros(b, 1, h, w)
+    maps: dict[str, torch.Tensor] = {}
+    wsum = torch.zeros(1, 1, h, w)
+    ys, xs = tile_grid(h, tile, overlap), tile_grid(w, tile, overlap)
+    for y0 in ys:
+        th = min(tile, h)
+        wy = _ramp(th, overlap, y0 > 0, y0 + th < h)
+        for x0 in xs:
+            tw = min(tile, w)
+            wx = _ramp(tw, overlap, x0 > 0, x0 + tw < w)
+            sl = (..., slice(y0, y0 + th), slice(x0, x0 + tw))
+            f, m = _run_padded(model, ir[sl].to(dev), vis[sl].to(dev), multiple)
+            weight = (wy[:, None] * wx[None, :])[None, None]
+            fused[sl] += f.cpu() * weight
+            for k, v in m.items():
+                if k not in maps:
+                    maps[k] = torch.zeros(b, v.shape[1], h, w)
+                maps[k][sl] += v.cpu() * weight
+            wsum[sl] += weight
+    return fused / wsum, {k: v / wsum for k, v in maps.items()}
+
+
 def _autocast(device: torch.device, dtype: torch.dtype):
     if dtype == torch.float32:
         return contextlib.nullcontext()
@@ -73,11 +167,15 @@ def run_model(
     device: str | torch.device | None = "auto",
     dtype: str | torch.dtype = "float32",
     return_maps: bool = False,
+    tile: int | str | None = "auto",
+    tile_overlap: int = 32,
 ):
-    """Fuse a batch with any registered model, at any size.
+    """Fuse a batch with any registered model, at any size, within bounded memory.
 
     Pads to ``model.pad_multiple``, runs under ``torch.inference_mode`` (and autocast for
-    float16/bfloat16), crops back and returns float32 CPU tensors.
+    float16/bfloat16), crops back and returns float32 CPU tensors. Large images are split into
+    overlapping tiles whose results are blended with linear ramps across the overlaps, so no
+    seam appears.
 
     Args:
         model: a :class:`~ivfuse.models.FusionModel`.
@@ -85,6 +183,9 @@ def run_model(
         device: "auto", "cpu", "cuda", ...
         dtype: "float32", "float16" (CUDA) or "bfloat16".
         return_maps: also return the model's interpretability maps.
+        tile: "auto" (tile only when the estimated memory exceeds half the available memory),
+            None or 0 (never tile), or a tile side in pixels.
+        tile_overlap: pixels shared by neighbouring tiles.
 
     Returns:
         fused (B, 1, H, W) in [0, 1], or (fused, maps) when ``return_maps``.
@@ -93,12 +194,14 @@ def run_model(
     dt = _DTYPES[dtype] if isinstance(dtype, str) else dtype
     multiple = int(getattr(model, "pad_multiple", 1) or 1)
     model = model.to(dev).eval()
-    size = ir.shape[-2:]
+    h, w = ir.shape[-2:]
+    if tile == "auto":
+        tile = auto_tile_size(model, h, w, dev)
     with torch.inference_mode(), _autocast(dev, dt):
-        ir_p, _ = pad_to_multiple(ir.to(dev, torch.float32), multiple)
-        vis_p, _ = pad_to_multiple(vis.to(dev, torch.float32), multiple)
-        out = model(ir_p, vis_p, return_maps=True)
-        fused, maps = out if isinstance(out, tuple) else (out, {})
-        fused = crop_to(fused, size).float().clamp(0, 1).cpu()
-        maps = {k: crop_to(v, size).float().clamp(0, 1).cpu() for k, v in maps.items()}
+        if tile and (h > tile or w > tile):
+            fused, maps = _run_tiled(model, ir.float(), vis.float(), multiple, int(tile), tile_overlap, dev)
+        else:
+            fused, maps = _run_padded(model, ir.to(dev, torch.float32), vis.to(dev, torch.float32), multiple)
+        fused = fused.clamp(0, 1).cpu()
+        maps = {k: v.clamp(0, 1).cpu() for k, v in maps.items()}
     return (fused, maps) if return_maps else fused
