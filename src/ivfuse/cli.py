@@ -151,6 +151,63 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _add_eval(sub) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="score fused images with the field's metrics; compare several methods",
+        description="Score fused images against their sources. Give a dataset folder (or --ir/--vis folders) and one "
+        "or more --fused DIR or --fused NAME=DIR; writes per-image CSVs and a comparison table (Markdown, CSV, JSON).",
+    )
+    p.add_argument("dataset", nargs="?", help="dataset folder with infrared/visible subfolders")
+    p.add_argument("--ir", help="folder of infrared (or MRI) images")
+    p.add_argument("--vis", help="folder of visible (or CT/PET/SPECT) images")
+    p.add_argument("--fused", action="append", required=True, metavar="[NAME=]DIR",
+                   help="folder of fused images, matched by file stem; repeat for several methods")
+    p.add_argument("--template", default="{name}", help="fused file stem pattern, e.g. '{name}_ADF' (default '{name}')")
+    p.add_argument("--metrics", default=None, help="comma-separated metric names (default: the convention's table)")
+    p.add_argument("--convention", default=None, help="vifb (default), cddfuse or tang")
+    p.add_argument("-o", "--output", default=None, help="folder for per-image CSVs and summary.{md,csv,json}")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_eval)
+
+
+def _cmd_eval(args) -> int:
+    from .evaluation import comparison_table, find_fused, score_method, table_markdown, write_rows_csv, write_table
+    from .io import find_pairs
+    from .metrics import DEFAULT_CONVENTION, list_metrics
+    from .metrics.registry import resolve_metric
+
+    conv = args.convention or DEFAULT_CONVENTION
+    metrics = [resolve_metric(m.strip()) for m in args.metrics.split(",")] if args.metrics else list_metrics(conv)
+    if args.dataset is None and not (args.ir and args.vis):
+        _err("give a dataset folder or both --ir DIR and --vis DIR")
+        return 2
+    scan = find_pairs(args.dataset, ir_dir=args.ir, vis_dir=args.vis)
+    if not scan.pairs:
+        raise ValueError(f"no infrared/visible pairs found in '{scan.ir_dir}' and '{scan.vis_dir}'")
+    methods = []
+    for spec in args.fused:
+        name, _, folder = spec.rpartition("=")
+        name = name or Path(folder).name
+        if not Path(folder).is_dir():
+            raise FileNotFoundError(f"'{folder}': fused image folder not found")
+        fused = find_fused(folder, [p.name for p in scan.pairs], args.template)
+        methods.append(score_method(name, scan.pairs, fused, metrics, conv, progress=not args.quiet))
+    table = comparison_table(methods, metrics)
+    print(table_markdown(table, f"{len(scan.pairs)} pairs, convention '{conv}'"))
+    if args.output:
+        for ms in methods:
+            write_rows_csv(ms, Path(args.output) / f"per_image_{ms.name}.csv", metrics)
+        paths = write_table(table, args.output, title=f"{len(scan.pairs)} pairs, convention '{conv}'")
+        print("wrote " + ", ".join(str(p) for p in paths))
+    problems = [(ms.name, n, msg) for ms in methods for n, msg in ms.problems]
+    if problems:
+        print(f"{len(problems)} fused images could not be scored:", file=sys.stderr)
+        for method, n, msg in problems:
+            print(f"  {method}/{n}: {msg}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -161,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fuse(sub)
     _add_models(sub)
     _add_demo(sub)
-    for modname in ("ivfuse.metrics.cli", "ivfuse.train.cli", "ivfuse.bench_cli"):
+    _add_eval(sub)
+    for modname in ("ivfuse.train.cli", "ivfuse.bench_cli"):
         try:
             mod = __import__(modname, fromlist=["add_parser"])
         except ModuleNotFoundError as exc:

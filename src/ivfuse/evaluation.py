@@ -1,0 +1,232 @@
+"""Scoring folders of fused images and comparison tables (``ivfuse eval``, ``ivfuse bench``).
+
+A *method* is a name and a folder of fused images matched to the source pairs by file stem (or by
+a template such as ``"{name}_ADF"`` for VIFB-style folders holding every method's outputs). Each
+method gets per-image rows; :func:`comparison_table` turns their means into a table in which the
+best and second-best value of each metric are marked, written as Markdown, CSV and JSON.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Sequence
+
+from .io import IMAGE_EXTENSIONS, PairPaths
+
+__all__ = [
+    "MethodScores",
+    "find_fused",
+    "score_method",
+    "comparison_table",
+    "write_table",
+    "write_rows_csv",
+]
+
+
+@dataclass
+class MethodScores:
+    """Per-image metric values of one method, and what could not be scored.
+
+    Attributes:
+        name: method name.
+        rows: one dict per scored pair: {"image": name, metric: value, ...}.
+        problems: (pair name, message) for pairs whose fused image is missing, unreadable or
+            of the wrong size.
+    """
+
+    name: str
+    rows: list[dict] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    def mean(self, metric: str) -> float:
+        vals = [r[metric] for r in self.rows if metric in r and not math.isnan(r[metric])]
+        return sum(vals) / len(vals) if vals else float("nan")
+
+
+def find_fused(folder: str | os.PathLike, names: Iterable[str], template: str = "{name}") -> dict[str, Path | None]:
+    """Map each pair name to its fused image in ``folder`` (any image extension), or None.
+
+    Args:
+        folder: folder of fused images (searched recursively for names with subfolders).
+        names: pair names (relative stems, e.g. "01" or "test/010001").
+        template: file stem pattern; ``{name}`` is the pair name, e.g. ``"{name}_ADF"``.
+    """
+    root = Path(folder)
+    out: dict[str, Path | None] = {}
+    for name in names:
+        stem = template.format(name=name)
+        found = None
+        for ext in IMAGE_EXTENSIONS + tuple(e.upper() for e in IMAGE_EXTENSIONS):
+            cand = root / f"{stem}{ext}"
+            if cand.is_file():
+                found = cand
+                break
+        out[name] = found
+    return out
+
+
+def score_method(
+    name: str,
+    pairs: Sequence[PairPaths],
+    fused: Mapping[str, Path | None],
+    metrics: Sequence[str] | None = None,
+    convention: str | None = None,
+    roi: Callable[[PairPaths], object] | None = None,
+    progress: bool = True,
+) -> MethodScores:
+    """Score one method's fused images against the source pairs.
+
+    A missing, unreadable or mis-sized fused image is recorded in ``problems`` and skipped.
+
+    Args:
+        name: method name.
+        pairs: source pairs.
+        fused: pair name -> fused image path (None when missing), e.g. from :func:`find_fused`.
+        metrics: metric names (None: the convention's table).
+        convention: "vifb", "cddfuse" or "tang" (None: the default).
+        roi: optional function giving the ROI (boxes or mask) of a pair, for ROI-SSIM.
+    """
+    from tqdm import tqdm
+
+    from .io import read_array
+    from .metrics import DEFAULT_CONVENTION, evaluate
+
+    conv = convention or DEFAULT_CONVENTION
+    result = MethodScores(name)
+    for pp in tqdm(pairs, desc=f"scoring {name}", unit="img", disable=not progress, dynamic_ncols=True):
+        path = fused.get(pp.name)
+        if path is None:
+            result.problems.append((pp.name, "fused image missing"))
+            continue
+        try:
+            f, i, v = read_array(path), read_array(pp.ir), read_array(pp.vis)
+            if f.shape[:2] != v.shape[:2] or i.shape[:2] != v.shape[:2]:
+                result.problems.append(
+                    (pp.name, f"size mismatch: fused {f.shape[1]}x{f.shape[0]}, infrared {i.shape[1]}x{i.shape[0]}, "
+                              f"visible {v.shape[1]}x{v.shape[0]}")
+                )
+                continue
+            values = evaluate(f, i, v, metrics=metrics, convention=conv, roi=roi(pp) if roi else None)
+        except Exception as exc:  # one bad image must not end a whole evaluation
+            result.problems.append((pp.name, str(exc)))
+            continue
+        result.rows.append({"image": pp.name, **values})
+    return result
+
+
+def comparison_table(methods: Sequence[MethodScores], metrics: Sequence[str]) -> dict:
+    """Mean of each metric per method, with the best and second best marked.
+
+    Returns:
+        {"metrics": [...], "higher_is_better": {metric: bool}, "methods": [...],
+         "mean": {method: {metric: value}}, "count": {method: n},
+         "rank": {method: {metric: 1 | 2 | None}}}
+    """
+    from .metrics import METRICS
+
+    better = {m: METRICS[m].higher_is_better for m in metrics}
+    mean = {ms.name: {m: ms.mean(m) for m in metrics} for ms in methods}
+    rank: dict[str, dict[str, int | None]] = {ms.name: {} for ms in methods}
+    for m in metrics:
+        vals = sorted({round(mean[n][m], 12) for n in mean if not math.isnan(mean[n][m])}, reverse=better[m])
+        for n in mean:
+            v = mean[n][m]
+            r = None
+            if not math.isnan(v) and vals:
+                if round(v, 12) == vals[0]:
+                    r = 1
+                elif len(vals) > 1 and round(v, 12) == vals[1]:
+                    r = 2
+            rank[n][m] = r
+    return {
+        "metrics": list(metrics),
+        "higher_is_better": better,
+        "methods": [ms.name for ms in methods],
+        "mean": mean,
+        "count": {ms.name: len(ms.rows) for ms in methods},
+        "rank": rank,
+    }
+
+
+def _fmt(v: float) -> str:
+    if math.isnan(v):
+        return "n/a"
+    a = abs(v)
+    if a >= 1000:
+        return f"{v:.1f}"
+    if a >= 100:
+        return f"{v:.2f}"
+    if a >= 1:
+        return f"{v:.3f}"
+    return f"{v:.4f}"
+
+
+def table_markdown(table: dict, title: str | None = None) -> str:
+    """Markdown: best value **bold**, second best _italic_; arrows give each metric's direction."""
+    ms = table["metrics"]
+    head = ["method", "n"] + [f"{m} {'↑' if table['higher_is_better'][m] else '↓'}" for m in ms]
+    lines = []
+    if title:
+        lines += [f"### {title}", ""]
+    lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * len(ms)) + "|"]
+    for n in table["methods"]:
+        cells = [n, str(table["count"][n])]
+        for m in ms:
+            s = _fmt(table["mean"][n][m])
+            r = table["rank"][n][m]
+            cells.append(f"**{s}**" if r == 1 else f"_{s}_" if r == 2 else s)
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Mean over the images scored; **best**, _second best_; ↑ higher is better, ↓ lower is better."]
+    return "\n".join(lines) + "\n"
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_table(table: dict, out_dir: str | os.PathLike, stem: str = "summary", title: str | None = None) -> list[Path]:
+    """Write ``<stem>.md``, ``<stem>.csv`` and ``<stem>.json`` (atomically) and return their paths."""
+    import io
+
+    out = Path(out_dir)
+    md = out / f"{stem}.md"
+    _atomic_text(md, table_markdown(table, title))
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["method", "n"] + table["metrics"])
+    for n in table["methods"]:
+        w.writerow([n, table["count"][n]] + [f"{table['mean'][n][m]:.6g}" for m in table["metrics"]])
+    cs = out / f"{stem}.csv"
+    _atomic_text(cs, buf.getvalue())
+    js = out / f"{stem}.json"
+    clean = json.loads(json.dumps(table, default=float).replace("NaN", "null"))
+    _atomic_text(js, json.dumps(clean, indent=2) + "\n")
+    return [md, cs, js]
+
+
+def write_rows_csv(scores: MethodScores, path: str | os.PathLike, metrics: Sequence[str]) -> Path:
+    """Per-image CSV of one method (atomically)."""
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["image"] + list(metrics))
+    for r in scores.rows:
+        w.writerow([r["image"]] + [f"{r.get(m, float('nan')):.6g}" for m in metrics])
+    p = Path(path)
+    _atomic_text(p, buf.getvalue())
+    return p
