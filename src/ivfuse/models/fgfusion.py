@@ -27,17 +27,17 @@ from .base import FusionModel, check_inputs
 from .registry import register_model
 
 __all__ = [
-    "FGFusion",
-    "ResidualBlock",
-    "DenseBlock",
     "Backbone",
     "CouplingLayer",
+    "DenseBlock",
     "DenseReconstruction",
+    "FGFusion",
+    "ForegroundHead",
     "ModalityAttention",
+    "ResidualBlock",
+    "ResidualFidelity",
     "SemanticExtraction",
     "SemanticInjection",
-    "ResidualFidelity",
-    "ForegroundHead",
     "fgfusion",
     "fgfusion_cpu",
 ]
@@ -528,10 +528,10 @@ class FGFusion(FusionModel):
 
 # Sizes the paper does not give. "paper": ResNet-like widths for 256x256 crops on a GPU.
 # "cpu": fuses a 640x480 pair well under a second on two cores, weights well under 1 MB.
-PAPER_CONFIG = dict(dim=32, deep_dim=128, shallow_blocks=2, deep_blocks=2, inn_layers=3, heads=4,
-                    attention_pool=16, dense_layers=3, growth=32, fidelity_blocks=2)
-CPU_CONFIG = dict(dim=8, deep_dim=24, shallow_blocks=1, deep_blocks=1, inn_layers=2, heads=2,
-                  attention_pool=8, dense_layers=2, growth=8, fidelity_blocks=1)
+PAPER_CONFIG = {"dim": 32, "deep_dim": 128, "shallow_blocks": 2, "deep_blocks": 2, "inn_layers": 3, "heads": 4,
+                "attention_pool": 16, "dense_layers": 3, "growth": 32, "fidelity_blocks": 2}
+CPU_CONFIG = {"dim": 8, "deep_dim": 24, "shallow_blocks": 1, "deep_blocks": 1, "inn_layers": 2, "heads": 2,
+              "attention_pool": 8, "dense_layers": 2, "growth": 8, "fidelity_blocks": 1}
 
 
 @register_model(name="fgfusion")
