@@ -37,7 +37,7 @@ The target-aware loss (Sec. III.D) lives in :mod:`ivfuse.train.recipe_fusionnet`
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +47,7 @@ from ..filters import safe_pad
 from .base import FusionModel, check_inputs
 from .registry import register_model
 
-__all__ = ["ResidualBlock", "EncoderStream", "ModalityAttention", "AlphaBlending", "FusionNet"]
+__all__ = ["AlphaBlending", "EncoderStream", "FusionNet", "ModalityAttention", "ResidualBlock"]
 
 
 def _act(slope: float) -> nn.Module:
@@ -266,6 +266,6 @@ def fusionnet(**kwargs) -> FusionNet:
 @register_model(name="fusionnet_cpu")
 def fusionnet_cpu(**kwargs) -> FusionNet:
     """FusionNet, CPU variant: widths 8/16/24/32, 0.12 M parameters, 5.5 GFLOPs, ~0.2 s per 640x480 pair on 2 cores."""
-    cfg = dict(widths=(8, 16, 24, 32), enc_blocks=(0, 1, 1, 1), dec_blocks=(0, 1, 1), attn_kernel=5)
+    cfg = {"widths": (8, 16, 24, 32), "enc_blocks": (0, 1, 1, 1), "dec_blocks": (0, 1, 1), "attn_kernel": 5}
     cfg.update(kwargs)
     return FusionNet(**cfg)
