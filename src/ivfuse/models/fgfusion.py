@@ -252,20 +252,25 @@ class ModalityAttention(nn.Module):
         kind: "spatial" or "channel".
         pool: key/value grid side for "spatial".
         ffn_expansion: hidden width of the feed-forward part, as a multiple of ``dim``.
+        cross: a cross-attention block (its context gets its own normalisation); a self-attention
+            block ignores any context it is given.
     """
 
-    def __init__(self, dim: int, heads: int = 2, kind: str = "spatial", pool: int = 8, ffn_expansion: int = 2) -> None:
+    def __init__(self, dim: int, heads: int = 2, kind: str = "spatial", pool: int = 8, ffn_expansion: int = 2,
+                 cross: bool = False) -> None:
         super().__init__()
         if dim % heads:
             raise ValueError(f"ModalityAttention: heads ({heads}) must divide dim ({dim})")
         if kind not in ("spatial", "channel"):
             raise ValueError(f"ModalityAttention: kind must be 'spatial' or 'channel', got '{kind}'")
         self.heads, self.kind, self.pool = heads, kind, pool
-        self.norm_q, self.norm_kv, self.norm_ffn = LayerNorm2d(dim), LayerNorm2d(dim), LayerNorm2d(dim)
+        self.norm_q, self.norm_ffn = LayerNorm2d(dim), LayerNorm2d(dim)
+        self.norm_kv = LayerNorm2d(dim) if cross else None
         self.q = nn.Conv2d(dim, dim, 1)
         self.kv = nn.Conv2d(dim, 2 * dim, 1)
         self.proj = nn.Conv2d(dim, dim, 1)
-        self.temperature = nn.Parameter(torch.ones(heads, 1, 1))  # used by "channel"
+        if kind == "channel":
+            self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
         hidden = dim * ffn_expansion
         self.ffn = nn.Sequential(
             nn.Conv2d(dim, hidden, 1),
@@ -297,9 +302,14 @@ class ModalityAttention(nn.Module):
         return self.proj(out)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, C, h, w) queries and (B, C, h', w') context (``x`` itself when None) -> (B, C, h, w)."""
+        """(B, C, h, w) queries and, for cross-attention, (B, C, h', w') context -> (B, C, h, w)."""
         xn = self.norm_q(x)
-        cn = xn if context is None else self.norm_kv(context)
+        if self.norm_kv is None:
+            cn = xn
+        elif context is None:
+            raise ValueError("ModalityAttention: a cross-attention block needs a context")
+        else:
+            cn = self.norm_kv(context)
         x = x + self._attend(xn, cn)
         return x + self.ffn(self.norm_ffn(x))
 
@@ -325,10 +335,10 @@ class SemanticExtraction(nn.Module):
         self.refine = DenseBlock(dim, dim, growth=growth, layers=dense_layers)
         self.interaction = interaction
         if interaction:
-            def att() -> ModalityAttention:
-                return ModalityAttention(dim, heads=heads, kind=kind, pool=pool)
+            def att(cross: bool) -> ModalityAttention:
+                return ModalityAttention(dim, heads=heads, kind=kind, pool=pool, cross=cross)
 
-            self.self_ir, self.cross_vi, self.self_vi, self.cross_out = att(), att(), att(), att()
+            self.self_ir, self.cross_vi, self.self_vi, self.cross_out = att(False), att(True), att(False), att(True)
         else:
             self.dense = DenseBlock(2 * dim, dim, growth=growth, layers=dense_layers)
 
