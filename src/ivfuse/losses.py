@@ -41,11 +41,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .filters import gaussian_blur, sobel
 
 __all__ = [
     "weighted_mean",
     "mask_weight",
+    "blur",
     "ssim_map",
     "ssim",
     "ncc",
@@ -108,6 +108,60 @@ def mask_weight(mask: torch.Tensor, fg_weight: float) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 
 
+_MATRICES: dict[tuple, torch.Tensor] = {}
+
+
+def _band_matrix(n: int, taps: tuple[float, ...], mode: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(n, n) matrix M such that ``M @ v`` cross-correlates ``v`` with ``taps`` (odd length), padded by ``mode``.
+
+    ``mode`` is "reflect" (falls back to "replicate" when the signal is too short to reflect, like
+    :func:`ivfuse.filters.safe_pad`) or "replicate". Filtering an image as ``Mh @ x @ Mw.T`` gives
+    the separable filter of :mod:`ivfuse.filters` with the same borders, an order of magnitude
+    faster than a one-channel ``conv2d`` on CPU, forward and backward.
+    """
+    key = (n, taps, mode, dtype, device)
+    m = _MATRICES.get(key)
+    if m is None:
+        r = (len(taps) - 1) // 2
+        if mode == "reflect" and r >= n:
+            mode = "replicate"
+        rows = torch.arange(n).view(-1, 1)
+        cols = rows + torch.arange(-r, r + 1).view(1, -1)
+        if mode == "reflect":
+            cols = cols.abs()
+            cols = torch.where(cols > n - 1, 2 * (n - 1) - cols, cols)
+        else:
+            cols = cols.clamp(0, n - 1)
+        w = torch.tensor(taps, dtype=torch.float64).expand(n, -1)
+        m64 = torch.zeros(n, n, dtype=torch.float64).scatter_add_(1, cols, w)
+        m = m64.to(dtype=dtype, device=device)
+        if len(_MATRICES) > 64:
+            _MATRICES.clear()
+        _MATRICES[key] = m
+    return m
+
+
+def _separable(x: torch.Tensor, taps_h: tuple[float, ...], taps_w: tuple[float, ...], mode: str) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    if mode == "reflect" and (max(len(taps_h), len(taps_w)) - 1) // 2 >= min(h, w):
+        mode = "replicate"  # as ivfuse.filters.gaussian_blur does
+    mh = _band_matrix(h, taps_h, mode, x.dtype, x.device)
+    mw = _band_matrix(w, taps_w, mode, x.dtype, x.device)
+    return mh @ x @ mw.t()
+
+
+def _gaussian_taps(sigma: float, radius: int) -> tuple[float, ...]:
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    k = torch.exp(-(t**2) / (2 * sigma**2))
+    return tuple((k / k.sum()).tolist())
+
+
+def blur(x: torch.Tensor, sigma: float = 1.5, radius: int = 5) -> torch.Tensor:
+    """Gaussian blur with reflected borders; equals :func:`ivfuse.filters.gaussian_blur` (matrix form, faster)."""
+    taps = _gaussian_taps(sigma, radius)
+    return _separable(x, taps, taps, "reflect")
+
+
 def ssim_map(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
     """Per-pixel SSIM (Wang et al. 2004) with a Gaussian window, data range 1.
 
@@ -124,15 +178,12 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 
     if x.shape != y.shape:
         raise ValueError(f"ssim_map: shapes differ, {tuple(x.shape)} and {tuple(y.shape)}")
     x, y = _f32(x, y)
-    r = window // 2
-
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return gaussian_blur(t, sigma, radius=r)
-
-    mx, my = blur(x), blur(y)
-    sxx = blur(x * x) - mx * mx
-    syy = blur(y * y) - my * my
-    sxy = blur(x * y) - mx * my
+    n = x.shape[0]
+    stats = blur(torch.cat((x, y, x * x, y * y, x * y)), sigma, window // 2)  # one call for the five moments
+    mx, my, exx, eyy, exy = stats.split(n)
+    sxx = exx - mx * mx
+    syy = eyy - my * my
+    sxy = exy - mx * my
     num = (2 * mx * my + _C1) * (2 * sxy + _C2)
     den = (mx * mx + my * my + _C1) * (sxx + syy + _C2)
     return num / den
@@ -154,8 +205,10 @@ def ncc(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 
 
 def gradient_magnitude(x: torch.Tensor) -> torch.Tensor:
-    """``|Sobel_x x| + |Sobel_y x|``, shaped like ``x`` (replicated borders)."""
-    gx, gy = sobel(x.float())
+    """``|Sobel_x x| + |Sobel_y x|``, shaped like ``x`` (replicated borders; equals :func:`ivfuse.filters.sobel`)."""
+    x = x.float()
+    gx = _separable(x, (1.0, 2.0, 1.0), (-1.0, 0.0, 1.0), "replicate")
+    gy = _separable(x, (-1.0, 0.0, 1.0), (1.0, 2.0, 1.0), "replicate")
     return gx.abs() + gy.abs()
 
 

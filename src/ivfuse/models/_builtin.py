@@ -2,7 +2,7 @@
 
 import importlib
 
-_MODULES = ("classical", "pomai", "fusionnet", "fgfusion")
+_MODULES = ("classical", "tiny", "pomai", "fusionnet", "fgfusion")
 
 for _name in _MODULES:
     try:
