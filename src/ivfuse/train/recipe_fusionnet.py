@@ -18,26 +18,71 @@ keeping a thermal target's radiance; the default keeps ``max(I, V)`` so that (7)
 restricted to R.
 
 The loss also logs ``roi_ssim``: the mean of SSIM(F, I) and SSIM(F, V) over R, the paper's
-ROI-SSIM (up to the metric convention's border handling), and ``ROI-SSIM`` is added to the
-validation metrics.
+ROI-SSIM (up to the metric convention's border handling); the engine's validation averages the
+criterion's terms, so every validation row carries ``val_roi_ssim`` on the validation set's
+(pseudo-)ROIs.
+
+Weak-label study (the paper's open question 3): ``roi_keep < 1`` keeps the boxes of only that
+fraction of the images (chosen by a stable hash of the pair name, so the same images lose their
+labels at every step, as in a partly annotated dataset) and ``roi_jitter > 0`` moves and rescales
+every box at random (redrawn at each step) by up to that fraction of its size; the ROI is then
+re-rasterised from ``batch["boxes"]``. See ``benchmarks/fusionnet_weak_labels.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import zlib
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from ..data import boxes_to_mask
 from ..losses import gradient_magnitude, register_loss, ssim_map, weighted_mean
 from .config import LossSpec, TrainConfig
 from .recipes import base_config, register_recipe
 
-__all__ = ["CPU_STEPS", "TargetAwareLoss", "fusionnet_loss_spec", "fusionnet_recipe"]
+__all__ = ["CPU_STEPS", "TargetAwareLoss", "degrade_boxes", "fusionnet_loss_spec", "fusionnet_recipe", "keeps_labels"]
 
 # Steps of the "cpu" preset: calibrated so that training fits 30 minutes on two cores (see docs/models/fusionnet.md).
 CPU_STEPS = 3000
+
+
+def keeps_labels(name: str, keep: float, seed: int = 0) -> bool:
+    """Whether pair ``name`` keeps its boxes when only a fraction ``keep`` of the images is labelled.
+
+    A stable hash of (seed, name) mapped to [0, 1) is compared with ``keep``, so the choice does
+    not depend on the crop, the step or the process.
+    """
+    if keep >= 1.0:
+        return True
+    if keep <= 0.0:
+        return False
+    return zlib.crc32(f"{seed}:{name}".encode()) / 2**32 < keep
+
+
+def degrade_boxes(boxes: np.ndarray, jitter: float, rng: np.random.Generator) -> np.ndarray:
+    """Jitter boxes: move the centre by up to ``jitter`` x the box size and rescale each side by up to 1 +- ``jitter``.
+
+    Args:
+        boxes: (N, 4) ``x0, y0, x1, y1`` pixels.
+        jitter: relative amplitude, >= 0 (0 returns the boxes unchanged).
+        rng: numpy random generator.
+
+    Returns:
+        (N, 4) float32 boxes (not clipped; rasterisation clips them).
+    """
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if jitter <= 0 or len(b) == 0:
+        return b.astype(np.float32)
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    u = rng.uniform(-1.0, 1.0, size=(len(b), 4))
+    cx, cy = cx + jitter * w * u[:, 0], cy + jitter * h * u[:, 1]
+    w, h = w * (1 + jitter * u[:, 2]), h * (1 + jitter * u[:, 3])
+    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
 
 
 @register_loss("fusionnet_target_aware")
@@ -51,6 +96,9 @@ class TargetAwareLoss(nn.Module):
         roi_weight: lambda_roi, weight of the ROI-restricted terms (0: the global loss alone).
         roi_intensity_target: "max" (same target as the global term) or "ir" inside the ROI.
         window, sigma: SSIM Gaussian window.
+        roi_keep: fraction of the images that keep their boxes (weak-label study; 1: all).
+        roi_jitter: relative box jitter (weak-label study; 0: none).
+        roi_seed: seed of the image choice and the jitter.
 
     ``forward(fused, maps, batch)`` takes fused (B, 1, H, W) in [0, 1], the model's maps (unused)
     and the batch dict with "ir", "vis" (B, 1, H, W) in [0, 1] and "roi" (B, 1, H, W) in {0, 1}
@@ -66,8 +114,15 @@ class TargetAwareLoss(nn.Module):
         roi_intensity_target: str = "max",
         window: int = 11,
         sigma: float = 1.5,
+        roi_keep: float = 1.0,
+        roi_jitter: float = 0.0,
+        roi_seed: int = 0,
     ) -> None:
         super().__init__()
+        if not 0.0 <= roi_keep <= 1.0 or roi_jitter < 0:
+            raise ValueError(f"roi_keep must lie in [0, 1] and roi_jitter be >= 0, got {roi_keep}, {roi_jitter}")
+        self.roi_keep, self.roi_jitter, self.roi_seed = float(roi_keep), float(roi_jitter), int(roi_seed)
+        self._rng = np.random.default_rng(roi_seed)
         if roi_intensity_target not in ("max", "ir"):
             raise ValueError(f"roi_intensity_target must be 'max' or 'ir', got {roi_intensity_target!r}")
         if roi_weight < 0:
@@ -89,6 +144,24 @@ class TargetAwareLoss(nn.Module):
             "grad": (gradient_magnitude(f) - grad_target).abs(),
         }
 
+    def region(self, batch: Mapping[str, Any], like: torch.Tensor) -> torch.Tensor | None:
+        """The ROI weights R (B, 1, H, W): ``batch["roi"]``, or boxes thinned/jittered and re-rasterised."""
+        roi = batch.get("roi")
+        if roi is None:
+            return None
+        if self.roi_keep >= 1.0 and self.roi_jitter <= 0.0:
+            return roi.to(like.device).float()
+        boxes: Sequence[torch.Tensor] = batch["boxes"]
+        names = batch.get("name") or [str(i) for i in range(len(boxes))]
+        h, w = like.shape[-2:]
+        out = torch.zeros(len(boxes), 1, h, w)
+        for i, (b, name) in enumerate(zip(boxes, names)):
+            if not keeps_labels(name, self.roi_keep, self.roi_seed):
+                continue
+            b = degrade_boxes(b.detach().cpu().numpy(), self.roi_jitter, self._rng)
+            out[i, 0] = torch.from_numpy(boxes_to_mask(b, h, w))
+        return out.to(like.device)
+
     def _combine(self, maps: Mapping[str, torch.Tensor], weight: torch.Tensor | None, int_key: str):
         parts = {
             "ssim": weighted_mean(maps["ssim"], weight),
@@ -107,9 +180,9 @@ class TargetAwareLoss(nn.Module):
         terms = {k: v.detach() for k, v in parts.items()}
         terms["global"] = loss_global.detach()
         loss = loss_global
-        roi = batch.get("roi")
+        roi = self.region(batch, fused)
         if roi is not None:
-            roi = roi.to(fused.device).float().expand_as(per_pixel["ssim"])
+            roi = roi.expand_as(per_pixel["ssim"])
             int_key = "int" if self.roi_intensity_target == "max" else "int_ir"
             loss_roi, roi_parts = self._combine(per_pixel, roi, int_key)  # Eq. (7)
             if self.roi_weight > 0:
@@ -140,8 +213,6 @@ def fusionnet_recipe(preset: str) -> TrainConfig:
         cfg.stages[0].length = CPU_STEPS
         cfg.checkpoint_every = 250
         cfg.val_every = 1000
-    if "ROI-SSIM" not in cfg.val_metrics:
-        cfg.val_metrics = [*cfg.val_metrics, "ROI-SSIM"]
     cfg.description = (
         "FusionNet target-aware loss (SSIM + intensity-to-max + gradient-to-max, globally and inside the ROI, "
         "lambda_roi = 1); ROI = annotation boxes, else pseudo-ROIs"
