@@ -35,12 +35,12 @@ registered by name with :func:`register_loss` and built from a config with :func
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Mapping
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
 
 __all__ = [
     "weighted_mean",

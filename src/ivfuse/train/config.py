@@ -34,9 +34,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union, get_args, get_origin, get_type_hints
+from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
 
 __all__ = [
     "PseudoLabelConfig",
@@ -219,7 +220,7 @@ class Stage:
     freeze: list = field(default_factory=list)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    loss: Optional[LossSpec] = None
+    loss: Optional[LossSpec] = None  # noqa: UP045 (resolved by get_type_hints, must work on Python 3.9)
 
 
 @dataclass
@@ -401,7 +402,7 @@ def _parse_value(text: str) -> Any:
         import tomli as tomllib  # type: ignore[no-redef]
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except Exception:
+    except Exception:  # noqa: BLE001 (any parse failure means: a bare string)
         return text
 
 

@@ -42,7 +42,7 @@ from ..losses import build_loss
 from .checkpoint import latest_checkpoint, load_checkpoint_dir, save_checkpoint, set_rng_state_from_flat
 from .config import TrainConfig, config_from_dict, config_to_dict
 from .distributed import DistContext, all_reduce_mean, init_distributed, shutdown_distributed
-from .stages import StagePlan, apply_stage, build_optimizer, lr_at, plan_stages, set_train_modes
+from .stages import apply_stage, build_optimizer, lr_at, plan_stages
 
 __all__ = ["TrainResult", "train", "validate", "step_seed", "RunExistsError"]
 
@@ -158,8 +158,7 @@ def _batches(loader, sampler: PairSampler, start_step: int):
     while True:
         sampler.set_epoch(epoch)
         sampler.set_start(pos)
-        for batch in loader:
-            yield batch
+        yield from loader
         epoch, pos = epoch + 1, 0
 
 
@@ -192,7 +191,7 @@ def validate(
     skipped = skipped if skipped is not None else set()
     try:
         from ..metrics import evaluate
-    except Exception:  # metrics not available in this build
+    except Exception:  # noqa: BLE001 (metrics missing or broken in this build: validate without them)
         evaluate = None
         skipped.update(metrics)
     modes = {m: m.training for m in model.modules()}
@@ -225,7 +224,7 @@ def validate(
                         continue
                     try:
                         res = evaluate(f, a, b, metrics=[name])
-                    except Exception:
+                    except Exception:  # noqa: BLE001 (an unknown or failing metric is skipped, not fatal)
                         skipped.add(name)
                         continue
                     for k, v in res.items():
@@ -280,6 +279,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
     interrupt_at: int | None = None,
+    model: nn.Module | None = None,
 ) -> TrainResult:
     """Train ``cfg.model`` as ``cfg`` describes, writing into ``out_dir``.
 
@@ -291,6 +291,9 @@ def train(
         progress: show a progress bar (rank 0).
         interrupt_at: stop right after this global step, as if the process were killed (no
             final export); for tests.
+        model: train this module instead of building ``cfg.model`` from the registry
+            (``cfg.model`` still names the outputs). Build it the same way (same seed) when
+            resuming.
 
     Returns:
         A :class:`TrainResult`.
@@ -303,7 +306,7 @@ def train(
     """
     ctx = init_distributed(cfg.device)
     try:
-        return _train(cfg, Path(out_dir), resume, progress, interrupt_at, ctx)
+        return _train(cfg, Path(out_dir), resume, progress, interrupt_at, ctx, model)
     finally:
         shutdown_distributed(ctx)
 
@@ -314,7 +317,7 @@ def _say(ctx: DistContext, msg: str) -> None:
 
 
 def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, interrupt_at: int | None,
-           ctx: DistContext) -> TrainResult:
+           ctx: DistContext, model: nn.Module | None = None) -> TrainResult:
     from ..models import get_model_entry
 
     t_start = time.time()
@@ -331,9 +334,13 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, interr
         _say(ctx, f"no checkpoint in '{run_dir}' yet: starting from step 0")
 
     # ---- model entry first (cheap), then data (fails fast), then the model
-    entry = get_model_entry(cfg.model)
-    if not entry.trainable:
-        raise ValueError(f"model '{cfg.model}' is training-free; pick a trainable model (see `ivfuse models`)")
+    entry = None
+    if model is None:
+        entry = get_model_entry(cfg.model)
+        if not entry.trainable:
+            raise ValueError(f"model '{cfg.model}' is training-free; pick a trainable model (see `ivfuse models`)")
+    if not cfg.model:
+        cfg.model = type(model).__name__
     dataset = PairedDataset(config=cfg.data, train=True, progress=progress and ctx.is_main)
     val_ds = None
     if cfg.val_path:
@@ -345,8 +352,9 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, interr
             raise DatasetError(f"validation data: {exc}") from exc
     _say(ctx, f"data: {dataset.summary()}")
 
-    torch.manual_seed(cfg.seed)
-    model = entry.fn(**cfg.model_kwargs)
+    if model is None:
+        torch.manual_seed(cfg.seed)
+        model = entry.fn(**cfg.model_kwargs)
     _check_model(model, cfg)
     model.to(device)
 
@@ -517,7 +525,8 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, interr
         card_path = run_dir / f"{cfg.model}.json"
         card_path.write_text(json.dumps(card.to_dict(), indent=2) + "\n")
         _say(ctx, f"done: {step} steps in {(time.time() - t_start) / 60:.1f} min; weights {weights}")
-    set_train_modes(model)
+    for p in model.parameters():  # hand back an ordinary module
+        p.requires_grad_(True)
     model.eval()
     return TrainResult(run_dir, weights, card_path, step, history, last_val, model)
 
