@@ -2,8 +2,8 @@
 
 Every term is a function and a module. Images are (B, 1, H, W) float tensors in [0, 1]; an
 optional ``weight`` map is (B, 1, H, W) (or broadcastable), non-negative, and turns the plain
-pixel mean into ``sum(loss * weight) / sum(weight)`` (FGFusion eq. 8). Terms are computed in
-float32 whatever the input dtype, so they are safe under autocast.
+pixel mean into ``sum(loss * weight) / sum(weight)`` (FGFusion eq. 8). Half-precision inputs are
+computed in float32, so the terms are safe under autocast; float64 stays float64.
 
 Terms (PoMAI eq. 14-18, FGFusion eq. 8-11, FusionNet's target-aware loss):
 
@@ -82,7 +82,8 @@ def _check(name: str, t: torch.Tensor) -> None:
 
 
 def _f32(*ts: torch.Tensor) -> list[torch.Tensor]:
-    return [t.float() for t in ts]
+    """Half-precision inputs to float32 (float64 stays float64, for gradcheck)."""
+    return [t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for t in ts]
 
 
 def weighted_mean(values: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
@@ -201,12 +202,13 @@ def ncc(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     x, y = _f32(x, y)
     xc = x.flatten(1) - x.flatten(1).mean(1, keepdim=True)
     yc = y.flatten(1) - y.flatten(1).mean(1, keepdim=True)
-    return (xc * yc).sum(1) / ((xc.pow(2).sum(1) * yc.pow(2).sum(1)).sqrt() + eps)
+    # eps inside the root keeps the gradient finite for a flat image (where NCC is defined as 0)
+    return (xc * yc).sum(1) / (xc.pow(2).sum(1) * yc.pow(2).sum(1) + eps**2).sqrt()
 
 
 def gradient_magnitude(x: torch.Tensor) -> torch.Tensor:
     """``|Sobel_x x| + |Sobel_y x|``, shaped like ``x`` (replicated borders; equals :func:`ivfuse.filters.sobel`)."""
-    x = x.float()
+    (x,) = _f32(x)
     gx = _separable(x, (1.0, 2.0, 1.0), (-1.0, 0.0, 1.0), "replicate")
     gy = _separable(x, (-1.0, 0.0, 1.0), (1.0, 2.0, 1.0), "replicate")
     return gx.abs() + gy.abs()
@@ -267,7 +269,7 @@ def intensity_select_loss(fused, ir, vis, weight: torch.Tensor | None = None):
     """``mean (F - S)^2`` with S, per image, the input of larger standard deviation (FGFusion eq. 10)."""
     _check3(fused, ir, vis)
     f, i, v = _f32(fused, ir, vis)
-    pick_ir = (i.flatten(1).std(1) > v.flatten(1).std(1)).view(-1, 1, 1, 1)
+    pick_ir = (i.flatten(1).std(1, correction=0) > v.flatten(1).std(1, correction=0)).view(-1, 1, 1, 1)
     target = torch.where(pick_ir, i, v)
     return weighted_mean((f - target).pow(2), weight)
 

@@ -1,0 +1,262 @@
+"""Fusion losses: zero where they should be, finite gradients, gradcheck, weighted forms, registry."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ivfuse import losses as L
+from ivfuse.filters import gaussian_blur, sobel
+
+
+def _imgs(b=2, h=24, w=20, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.rand(b, 1, h, w, generator=g, dtype=dtype) for _ in range(3)]
+
+
+def _batch(ir, vis, roi=None, mask=None):
+    z = torch.zeros_like(ir)
+    return {"ir": ir, "vis": vis, "roi": z if roi is None else roi, "mask": z if mask is None else mask}
+
+
+TERMS = [L.ssim_loss, L.ncc_loss, L.mse_loss, L.intensity_max_loss, L.gradient_max_loss, L.intensity_select_loss]
+
+
+# ---------------------------------------------------------------------------------- filters
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 24, 20), (1, 1, 5, 7), (1, 1, 1, 1), (3, 2, 17, 40), (1, 1, 6, 30)])
+def test_matrix_filters_equal_ivfuse_filters(shape):
+    x = torch.rand(*shape)
+    assert torch.allclose(L.blur(x, 1.5, 5), gaussian_blur(x, 1.5, radius=5), atol=1e-6)
+    gx, gy = sobel(x)
+    assert torch.allclose(L.gradient_magnitude(x), gx.abs() + gy.abs(), atol=1e-5)
+
+
+def test_ssim_map_identity_and_range():
+    x, y, _ = _imgs()
+    assert torch.allclose(L.ssim(x, x), torch.ones(2), atol=1e-5)
+    m = L.ssim_map(x, y)
+    assert m.shape == x.shape and m.max() <= 1 + 1e-5 and m.min() >= -1 - 1e-5
+    assert torch.allclose(L.ssim(x, y), L.ssim(y, x), atol=1e-6)
+
+
+def test_ncc_values():
+    x, _, _ = _imgs()
+    assert torch.allclose(L.ncc(x, 0.5 * x + 0.1), torch.ones(2), atol=1e-4)
+    assert torch.allclose(L.ncc(x, 1 - x), -torch.ones(2), atol=1e-4)
+    assert torch.all(L.ncc(x, torch.full_like(x, 0.3)).abs() < 1e-4)  # flat image: 0, no NaN
+
+
+# ---------------------------------------------------------------------------------- zero / minimal
+
+
+def test_terms_zero_when_all_equal():
+    x, _, _ = _imgs()
+    for fn in TERMS:
+        assert float(fn(x, x, x)) == pytest.approx(0.0, abs=1e-5), fn.__name__
+
+
+def test_intensity_and_gradient_zero_at_max():
+    ir, vis, _ = _imgs()
+    fused = torch.maximum(ir, vis)
+    assert float(L.intensity_max_loss(fused, ir, vis)) == 0.0
+    assert float(L.intensity_max_loss(0.5 * (ir + vis), ir, vis)) > 0.05
+    # An image whose gradient magnitude equals max(|grad I|, |grad V|): pick vis with zero gradient.
+    flat = torch.full_like(ir, 0.4)
+    assert float(L.gradient_max_loss(ir, ir, flat)) == pytest.approx(0.0, abs=1e-6)
+    assert float(L.gradient_max_loss(flat, ir, flat)) > 0.1
+
+
+def test_mse_minimal_at_mean():
+    ir, vis, _ = _imgs()
+    best = float(L.mse_loss(0.5 * (ir + vis), ir, vis))
+    for t in (0.3, 0.7, 0.0):
+        assert float(L.mse_loss(t * ir + (1 - t) * vis, ir, vis)) > best
+
+
+def test_intensity_select_picks_higher_std():
+    ir = torch.rand(1, 1, 16, 16)  # high variance
+    vis = torch.full((1, 1, 16, 16), 0.5) + 0.01 * torch.rand(1, 1, 16, 16)
+    assert float(L.intensity_select_loss(ir, ir, vis)) == 0.0
+    assert float(L.intensity_select_loss(vis, ir, vis)) > 0.0
+
+
+def test_foreground_bce_minimal_at_mask():
+    mask = (torch.rand(2, 1, 16, 16) > 0.5).float()
+    at_mask = float(L.foreground_bce(mask, mask))
+    assert at_mask < 1e-4
+    assert float(L.foreground_bce(torch.full_like(mask, 0.5), mask)) == pytest.approx(0.6931, abs=1e-3)
+    logits = (mask * 2 - 1) * 20
+    assert float(L.foreground_bce(logits, mask, logits=True)) < 1e-6
+
+
+def test_roi_loss_only_sees_roi():
+    ir, vis, fused = _imgs()
+    roi = torch.zeros_like(ir)
+    roi[..., 4:12, 4:12] = 1
+    fused2 = fused.clone()
+    fused2[..., 20:, :] = 0.0  # change only outside the ROI (beyond the SSIM window reach)
+    a = float(L.roi_loss(fused, ir, vis, roi))
+    b = float(L.roi_loss(fused2, ir, vis, roi))
+    assert a == pytest.approx(b, abs=1e-6)
+    empty = L.roi_loss(fused.requires_grad_(), ir, vis, torch.zeros_like(ir))
+    assert float(empty.detach()) == 0.0
+    empty.backward()  # still differentiable
+    assert torch.all(fused.grad == 0)
+
+
+# ---------------------------------------------------------------------------------- weighting
+
+
+def test_weighted_mean():
+    v = torch.tensor([1.0, 3.0]).view(1, 1, 1, 2)
+    assert float(L.weighted_mean(v)) == 2.0
+    assert float(L.weighted_mean(v, torch.tensor([1.0, 0.0]).view(1, 1, 1, 2))) == 1.0
+    assert float(L.weighted_mean(v, torch.tensor([1.0, 3.0]).view(1, 1, 1, 2))) == 2.5
+    assert float(L.weighted_mean(v, torch.zeros(1, 1, 1, 2))) == 0.0
+
+
+def test_mask_weighting_emphasises_foreground():
+    ir, vis, fused = _imgs()
+    mask = torch.zeros_like(ir)
+    mask[..., :8, :] = 1
+    w = L.mask_weight(mask, 3.0)
+    assert set(w.unique().tolist()) == {1.0, 3.0}
+    err_fg = fused.clone()
+    err_fg[..., :8, :] = torch.maximum(ir, vis)[..., :8, :]  # perfect on the foreground
+    assert float(L.intensity_max_loss(err_fg, ir, vis, w)) < float(L.intensity_max_loss(err_fg, ir, vis))
+    # weight 1 everywhere reproduces the plain mean
+    for fn in (L.mse_loss, L.intensity_max_loss, L.gradient_max_loss, L.ssim_loss):
+        assert float(fn(fused, ir, vis, torch.ones_like(ir))) == pytest.approx(float(fn(fused, ir, vis)), rel=1e-5)
+
+
+# ---------------------------------------------------------------------------------- gradients
+
+
+@pytest.mark.parametrize("fn", TERMS, ids=lambda f: f.__name__)
+def test_gradients_finite(fn):
+    ir, vis, fused = _imgs()
+    for f in (fused, torch.zeros_like(fused), torch.maximum(ir, vis), ir):  # incl. kinks (|x| at 0)
+        f = f.clone().requires_grad_(True)
+        fn(f, ir, vis).backward()
+        assert torch.isfinite(f.grad).all(), fn.__name__
+
+
+@pytest.mark.parametrize("fn", TERMS, ids=lambda f: f.__name__)
+def test_gradcheck_float64(fn):
+    ir, vis, fused = _imgs(b=1, h=6, w=5, seed=3, dtype=torch.float64)
+    fused = 0.2 + 0.6 * fused  # away from the L1 kinks at the targets (fixed seed)
+    assert torch.autograd.gradcheck(lambda x: fn(x, ir, vis), (fused.requires_grad_(True),), eps=1e-6, atol=1e-5)
+
+
+def test_gradcheck_bce_and_roi_float64():
+    ir, vis, fused = _imgs(b=1, h=6, w=5, seed=4, dtype=torch.float64)
+    mask = (ir > 0.5).double()
+    roi = torch.zeros_like(ir)
+    roi[..., 1:4, 1:4] = 1
+    p = (0.1 + 0.8 * fused).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x: L.foreground_bce(x, mask), (p,), eps=1e-6, atol=1e-5)
+    assert torch.autograd.gradcheck(lambda x: L.roi_loss(x, ir, vis, roi), (p,), eps=1e-6, atol=1e-5)
+
+
+def test_bce_gradient_finite_at_extremes():
+    mask = (torch.rand(1, 1, 8, 8) > 0.5).float()
+    p = torch.cat([torch.zeros(1, 1, 8, 4), torch.ones(1, 1, 8, 4)], -1).requires_grad_(True)
+    L.foreground_bce(p, mask).backward()
+    assert torch.isfinite(p.grad).all()
+
+
+# ---------------------------------------------------------------------------------- modules, errors
+
+
+def test_modules_equal_functions():
+    ir, vis, fused = _imgs()
+    pairs = [(L.SSIMLoss(), L.ssim_loss), (L.NCCLoss(), L.ncc_loss), (L.MSELoss(), L.mse_loss),
+             (L.IntensityMaxLoss(), L.intensity_max_loss), (L.GradientMaxLoss(), L.gradient_max_loss),
+             (L.IntensitySelectLoss(), L.intensity_select_loss)]
+    for mod, fn in pairs:
+        assert float(mod(fused, ir, vis)) == float(fn(fused, ir, vis))
+    mask = (ir > 0.5).float()
+    assert float(L.ForegroundBCELoss()(fused, mask)) == float(L.foreground_bce(fused, mask))
+
+
+def test_shape_errors():
+    ir, vis, fused = _imgs()
+    with pytest.raises(ValueError, match="share one shape"):
+        L.mse_loss(fused[..., :10], ir, vis)
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        L.ssim_map(fused[0], ir[0])
+    with pytest.raises(ValueError, match="differ"):
+        L.foreground_bce(fused, ir[..., :5])
+
+
+def test_odd_sizes_and_half_precision_inputs():
+    for h, w in ((1, 1), (3, 2), (13, 31)):
+        ir, vis, fused = _imgs(1, h, w)
+        for fn in TERMS:
+            assert torch.isfinite(fn(fused.half(), ir.half(), vis)), (fn.__name__, h, w)
+
+
+# ---------------------------------------------------------------------------------- criterion
+
+
+def test_fusion_loss_contract_and_weights():
+    ir, vis, fused = _imgs()
+    crit = L.build_loss("fusion")
+    loss, terms = crit(fused, {}, _batch(ir, vis))
+    assert loss.dim() == 0 and set(terms) == {"ssim", "int", "grad", "loss"}
+    assert all(not t.requires_grad for t in terms.values())
+    total = float(terms["ssim"] + terms["int"] + terms["grad"])
+    assert float(loss) == pytest.approx(total, rel=1e-6)
+    pomai = L.build_loss({"name": "fusion", "kwargs": {"ssim": 5, "mse": 1, "intensity": 1, "gradient": 10}})
+    loss, t = pomai(fused, {}, _batch(ir, vis))
+    assert float(loss) == pytest.approx(float(5 * t["ssim"] + t["mse"] + t["int"] + 10 * t["grad"]), rel=1e-5)
+
+
+def test_fusion_loss_fgfusion_form_needs_foreground_map():
+    ir, vis, fused = _imgs()
+    mask = (ir > 0.7).float()
+    crit = L.FusionLoss(structure="ncc", ssim=1, intensity_mode="select", intensity=10, gradient=10, bce=5,
+                        mask_weight=3)
+    with pytest.raises(KeyError, match="foreground"):
+        crit(fused, {}, _batch(ir, vis, mask=mask))
+    fg = torch.rand_like(ir).requires_grad_(True)
+    f = fused.clone().requires_grad_(True)
+    loss, terms = crit(f, {"foreground": fg}, _batch(ir, vis, mask=mask))
+    assert {"ncc", "int", "grad", "bce", "loss"} <= set(terms)
+    loss.backward()
+    assert torch.isfinite(fg.grad).all() and torch.isfinite(f.grad).all() and fg.grad.abs().sum() > 0
+
+
+def test_fusion_loss_target_aware_form():
+    ir, vis, fused = _imgs()
+    roi = torch.zeros_like(ir)
+    roi[..., 2:10, 3:12] = 1
+    crit = L.FusionLoss(roi=1.0, roi_weight=3.0, roi_intensity_target="ir")
+    loss, terms = crit(fused, {}, _batch(ir, vis, roi=roi))
+    assert "roi" in terms and float(terms["roi"]) > 0
+    assert float(loss) > float(L.FusionLoss()(fused, {}, _batch(ir, vis, roi=roi))[0]) - 10  # finite, sane
+
+
+def test_registry():
+    assert "fusion" in L.list_losses()
+    with pytest.raises(ValueError, match="unknown loss"):
+        L.build_loss("nope")
+    with pytest.raises(ValueError, match="bad arguments"):
+        L.build_loss("fusion", ssimm=1.0)
+
+    @L.register_loss("_test_const")
+    class Const(torch.nn.Module):
+        def __init__(self, value: float = 1.0):
+            super().__init__()
+            self.value = value
+
+        def forward(self, fused, maps, batch):
+            loss = fused.mean() * 0 + self.value
+            return loss, {"loss": loss.detach()}
+
+    crit = L.build_loss("_test_const", value=2.0)
+    assert float(crit(torch.rand(1, 1, 4, 4), {}, {})[0]) == 2.0
+    with pytest.raises(ValueError, match="already registered"):
+        L.register_loss("_test_const")(lambda: None)
