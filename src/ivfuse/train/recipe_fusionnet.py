@@ -47,7 +47,7 @@ from .recipes import base_config, register_recipe
 __all__ = ["CPU_STEPS", "TargetAwareLoss", "degrade_boxes", "fusionnet_loss_spec", "fusionnet_recipe", "keeps_labels"]
 
 # Steps of the "cpu" preset: calibrated so that training fits 30 minutes on two cores (see docs/models/fusionnet.md).
-CPU_STEPS = 3000
+CPU_STEPS = 4500
 
 
 def keeps_labels(name: str, keep: float, seed: int = 0) -> bool:
@@ -212,7 +212,7 @@ def fusionnet_recipe(preset: str) -> TrainConfig:
     if preset == "cpu":
         cfg.stages[0].length = CPU_STEPS
         cfg.checkpoint_every = 250
-        cfg.val_every = 1000
+        cfg.val_every = 1500
     cfg.description = (
         "FusionNet target-aware loss (SSIM + intensity-to-max + gradient-to-max, globally and inside the ROI, "
         "lambda_roi = 1); ROI = annotation boxes, else pseudo-ROIs"
