@@ -1,0 +1,488 @@
+"""PoMAI: Progressive Modality-Adaptive Interactive network (Huang, Su, Xu, Ke, IJCAI 2025).
+
+Section by section (equation numbers of the paper in the comments):
+
+- 3.2 shared encoder: four Restormer blocks applied to both inputs (eq. 1).
+- 3.3 NGMM: two 1x1 branches (eq. 2), hash-based feature neighbouring with angular LSH (Andoni et al. 2015)
+  computed on the right branch and shared with the left (eq. 3), group attention in groups of K, added back to
+  the encoder feature.
+- 3.4 CAMN: spatial-context block (eq. 4), channel-context block (eq. 5), final residual.
+- 3.5 MICM: feature perceptual module (eq. 6-7) and gated feature fusion (eq. 8-11).
+- 3.6 decoder mirroring the encoder, fed with Cat(NGMM, CAMN) in stage one (eq. 12) and MICM in stage two (eq. 13).
+
+The network fuses one-channel images: infrared gray and the visible luminance Y (the paper feeds RGB visible
+images; colour is restored outside the network in ivfuse). Training follows Section 3.7 through the recipe in
+``ivfuse.train.recipe_pomai``: :meth:`PoMAI.set_stage` switches the decoder input between eq. 12 and eq. 13.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..infer import crop_to, pad_to_multiple
+from .base import FusionModel, check_inputs
+from .blocks import ChannelAttention, ChannelLayerNorm, RestormerBlock, SpatialAttention
+from .registry import register_model
+
+__all__ = [
+    "lsh_buckets",
+    "sort_by_bucket",
+    "unsort",
+    "SharedEncoder",
+    "NGMM",
+    "CAMN",
+    "MICM",
+    "Decoder",
+    "PoMAI",
+    "STAGES",
+]
+
+#: stage names understood by :meth:`PoMAI.set_stage`.
+STAGES = ("stage1", "stage2", "joint", "final")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Hash-based feature neighbouring (Section 3.3, eq. 3)
+# ----------------------------------------------------------------------------------------------------------------
+def lsh_buckets(x: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
+    """Angular (cross-polytope) LSH bucket of every vector.
+
+    Each vector is projected onto the unit sphere, rotated by a random Gaussian matrix and assigned the index of
+    the largest coordinate of ``[xR, -xR]`` (Andoni et al. 2015). Identical (or positively scaled) vectors get
+    the same bucket; close directions get the same bucket with high probability.
+
+    Args:
+        x: (B, L, C) features.
+        rotations: (C, n_hashes, n_buckets // 2) random rotations, one per hash round.
+
+    Returns:
+        (B, n_hashes, L) int64 bucket indices in ``[0, n_buckets)``.
+    """
+    if x.dim() != 3 or rotations.dim() != 3 or rotations.shape[0] != x.shape[-1]:
+        raise ValueError(f"lsh_buckets: got x {tuple(x.shape)} and rotations {tuple(rotations.shape)}")
+    rotated = torch.einsum("blc,chr->bhlr", F.normalize(x, dim=-1), rotations.to(x.dtype))
+    return torch.cat((rotated, -rotated), dim=-1).argmax(dim=-1)
+
+
+def sort_by_bucket(buckets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Permutation that sorts positions by bucket, ties kept in raster order, and its inverse.
+
+    Args:
+        buckets: (..., L) int64 bucket indices.
+
+    Returns:
+        ``(order, inverse)``, both (..., L): ``x.gather(-1, order)`` sorts and ``sorted.gather(-1, inverse)``
+        restores the original order.
+    """
+    length = buckets.shape[-1]
+    positions = torch.arange(length, device=buckets.device)
+    order = (buckets * length + positions).argsort(dim=-1)  # keys are unique, so the sort is deterministic
+    inverse = torch.empty_like(order).scatter_(-1, order, positions.expand_as(order))
+    return order, inverse
+
+
+def unsort(x: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+    """Undo :func:`sort_by_bucket` on (..., L, C) features with the (..., L) inverse permutation."""
+    return x.gather(-2, inverse.unsqueeze(-1).expand_as(x))
+
+
+def _gather_rows(x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """(B, L, C) features and (B, H, L) orders -> (B, H, L, C) sorted features."""
+    b, length, c = x.shape
+    idx = order.unsqueeze(-1).expand(-1, -1, -1, c)
+    return x.unsqueeze(1).expand(b, order.shape[1], length, c).gather(2, idx)
+
+
+def _with_neighbours(t: torch.Tensor) -> torch.Tensor:
+    """(..., M, K, C) -> (..., M, 3K, C): each group followed by the previous and the next group (cyclic)."""
+    return torch.cat((t, t.roll(1, dims=-3), t.roll(-1, dims=-3)), dim=-2)
+
+
+class NGMM(nn.Module):
+    """Neighbor-Group Matching Model for the infrared branch (Section 3.3).
+
+    Two 1x1 convolutions give the left and right branches (eq. 2). The right branch is hashed (angular LSH,
+    random rotations onto the sphere); positions are sorted by bucket with the indices shared by both branches,
+    and cut into M = ceil(L / K) groups of K (eq. 3; the tail is padded and masked when K does not divide L).
+    Group attention: queries are the right-branch features, keys the L2-normalised right-branch features,
+    values the left-branch features; the result is unsorted, reshaped and added to the input.
+
+    Where the paper is silent (choices, all constructor arguments):
+        - the two branches have the same shape but separate weights (``shared_branches=False``);
+        - queries/keys from the hashed (right) branch, values from the left one;
+        - ``attend_neighbours``: each group also attends to the previous and next group of the sorted sequence
+          (as in Reformer / non-local sparse attention), which softens bucket boundaries;
+        - ``n_hashes`` rounds are merged with softmax weights from each round's log-sum-exp;
+        - the number of buckets is ``clamp(L // K, 2, max_buckets)`` rounded up to even;
+        - in training the rotations are redrawn at every call (as in Reformer); in eval mode they come from a
+          generator seeded with ``seed``, so inference is deterministic.
+
+    Args:
+        dim: channels C.
+        group_size: K, the number of positions per group.
+        n_hashes: hash rounds.
+        max_buckets: upper bound on the number of buckets.
+        attend_neighbours: also attend to the adjacent groups.
+        shared_branches: use one 1x1 conv for both branches.
+        seed: seed of the rotations used in eval mode.
+
+    Shape:
+        (B, C, H, W) -> (B, C, H, W), any H, W.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        group_size: int = 64,
+        n_hashes: int = 1,
+        max_buckets: int = 128,
+        attend_neighbours: bool = True,
+        shared_branches: bool = False,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if group_size < 1 or n_hashes < 1 or max_buckets < 2:
+            raise ValueError(f"NGMM: group_size, n_hashes >= 1 and max_buckets >= 2 (got {group_size}, "
+                             f"{n_hashes}, {max_buckets})")
+        self.group_size = group_size
+        self.n_hashes = n_hashes
+        self.max_buckets = max_buckets
+        self.attend_neighbours = attend_neighbours
+        self.seed = seed
+        self.right = nn.Conv2d(dim, dim, 1)  # eq. 2, right branch (hashed)
+        self.left = self.right if shared_branches else nn.Conv2d(dim, dim, 1)  # eq. 2, left branch
+
+    def n_buckets(self, length: int) -> int:
+        n = min(max(length // self.group_size, 2), self.max_buckets)
+        return n + n % 2
+
+    def rotations(self, dim: int, length: int, device: torch.device) -> torch.Tensor:
+        """(C, n_hashes, n_buckets/2) Gaussian rotations: fresh in training, seeded in eval mode."""
+        shape = (dim, self.n_hashes, self.n_buckets(length) // 2)
+        if self.training:
+            return torch.randn(shape, device=device)
+        gen = torch.Generator().manual_seed(self.seed)
+        return torch.randn(shape, generator=gen).to(device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        length, k = h * w, self.group_size
+        f_right = self.right(x).flatten(2).transpose(1, 2)  # (B, L, C), eq. 2
+        f_left = self.left(x).flatten(2).transpose(1, 2)
+        # HFN: bucket indices S from the right branch, shared with the left one (eq. 3).
+        buckets = lsh_buckets(f_right.detach(), self.rotations(c, length, x.device))  # (B, nh, L)
+        order, inverse = sort_by_bucket(buckets)
+        g_right = _gather_rows(f_right, order)  # (B, nh, L, C)
+        g_left = _gather_rows(f_left, order)
+        # Pad the sorted sequence to M * K and mask the padding.
+        pad = (-length) % k
+        valid = torch.ones(length + pad, dtype=torch.bool, device=x.device)
+        if pad:
+            valid[length:] = False
+            g_right = F.pad(g_right, (0, 0, 0, pad))
+            g_left = F.pad(g_left, (0, 0, 0, pad))
+        m = (length + pad) // k
+        q = g_right.reshape(b, self.n_hashes, m, k, c)
+        key = F.normalize(q, dim=-1)
+        val = g_left.reshape(b, self.n_hashes, m, k, c)
+        mask = valid.view(m, k)
+        if self.attend_neighbours and m >= 3:
+            key, val = _with_neighbours(key), _with_neighbours(val)
+            mask = _with_neighbours(mask.unsqueeze(-1)).squeeze(-1)
+        # GAM: attention inside each group (and its neighbours).
+        logits = (q @ key.transpose(-2, -1)).masked_fill(~mask.unsqueeze(-2), float("-inf"))  # (B, nh, M, K, K')
+        lse = torch.logsumexp(logits, dim=-1, keepdim=True)
+        out = torch.exp(logits - lse) @ val  # (B, nh, M, K, C)
+        out = out.reshape(b, self.n_hashes, m * k, c)[:, :, :length]
+        lse = lse.reshape(b, self.n_hashes, m * k, 1)[:, :, :length]
+        out, lse = unsort(out, inverse), unsort(lse, inverse)
+        if self.n_hashes > 1:  # merge the rounds, each weighted by its share of the attention mass
+            out = (out * torch.softmax(lse, dim=1)).sum(dim=1)
+        else:
+            out = out[:, 0]
+        # (B, L, C) viewed as (B, C, H, W) in channels-last layout, no copy; residual onto x_enc
+        return x + out.view(b, h, w, c).permute(0, 3, 1, 2)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Shared encoder (Section 3.2, eq. 1) and decoder (Section 3.6, eq. 12-13)
+# ----------------------------------------------------------------------------------------------------------------
+class SharedEncoder(nn.Module):
+    """3x3 embedding of the one-channel image followed by cascaded Restormer blocks (eq. 1).
+
+    Args:
+        dim: feature channels C.
+        num_blocks: Restormer blocks (four in the paper).
+        num_heads: MDTA heads.
+        ffn_expansion: GDFN hidden width as a multiple of C.
+        stride: 1 in the paper. The CPU variant uses 2: a pixel-unshuffle folds each 2x2 patch into channels
+            before the embedding, so the blocks run on (H/2, W/2) (the decoder unfolds it again).
+
+    Shape:
+        (B, 1, H, W) -> (B, C, H / stride, W / stride); H and W must be multiples of ``stride``.
+    """
+
+    def __init__(
+        self, dim: int, num_blocks: int = 4, num_heads: int = 1, ffn_expansion: float = 2.0, stride: int = 1
+    ) -> None:
+        super().__init__()
+        self.stride = stride
+        self.embed = nn.Sequential(
+            nn.PixelUnshuffle(stride) if stride > 1 else nn.Identity(),
+            nn.Conv2d(stride * stride, dim, 3, padding=1, bias=False),
+        )
+        self.blocks = nn.Sequential(*(RestormerBlock(dim, num_heads, ffn_expansion) for _ in range(num_blocks)))
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.embed(img))
+
+
+class Decoder(nn.Module):
+    """Mirror of the encoder: 1x1 reduction of the 2C input, Restormer blocks, 3x3 convs to one channel, sigmoid.
+
+    Args:
+        dim: feature channels C; the input has 2C channels (eq. 12 and 13).
+        num_blocks: Restormer blocks.
+        num_heads: MDTA heads.
+        ffn_expansion: GDFN hidden width as a multiple of C.
+        stride: the encoder's stride; the head predicts stride**2 channels and pixel-shuffles them.
+
+    Shape:
+        (B, 2C, H / stride, W / stride) -> (B, 1, H, W) in (0, 1).
+    """
+
+    def __init__(
+        self, dim: int, num_blocks: int = 4, num_heads: int = 1, ffn_expansion: float = 2.0, stride: int = 1
+    ) -> None:
+        super().__init__()
+        self.reduce = nn.Conv2d(2 * dim, dim, 1, bias=False)
+        self.blocks = nn.Sequential(*(RestormerBlock(dim, num_heads, ffn_expansion) for _ in range(num_blocks)))
+        half = max(1, dim // 2)
+        self.head = nn.Sequential(
+            nn.Conv2d(dim, half, 3, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(half, stride * stride, 3, padding=1),
+            nn.PixelShuffle(stride) if stride > 1 else nn.Identity(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.head(self.blocks(self.reduce(x))))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Context-Aware Modeling Network (Section 3.4, eq. 4-5)
+# ----------------------------------------------------------------------------------------------------------------
+class CAMN(nn.Module):
+    """Context-Aware Modeling Network for the visible branch.
+
+    SCB (eq. 4): ``x_scb = conv1x1(DC7x7(conv1x1(x))) + x``. CCB (eq. 5): ``x_ccb = PC(PC(Norm(x_scb))) + x_scb``.
+    Final residual: ``x_camn = x_ccb + x``.
+
+    Where the paper is silent (constructor arguments): the 7x7 dilated conv is depthwise with dilation 3
+    (``dilation``, ``depthwise``), a GELU follows the first 1x1 conv of the SCB and sits between the two pointwise
+    convs of the CCB (``activation``), the CCB's hidden width is ``ccb_expansion * C`` and its norm is a
+    channel LayerNorm.
+
+    Args:
+        dim: channels C.
+        dilation: dilation of the 7x7 conv.
+        depthwise: make the 7x7 conv depthwise (otherwise a full C->C conv).
+        ccb_expansion: hidden width of the CCB as a multiple of C.
+        activation: insert GELUs as described above.
+
+    Shape:
+        (B, C, H, W) -> (B, C, H, W), any H, W.
+    """
+
+    def __init__(
+        self, dim: int, dilation: int = 3, depthwise: bool = True, ccb_expansion: float = 2.0, activation: bool = True
+    ) -> None:
+        super().__init__()
+        act = nn.GELU if activation else nn.Identity
+        hidden = max(1, int(round(dim * ccb_expansion)))
+        self.scb = nn.Sequential(  # eq. 4
+            nn.Conv2d(dim, dim, 1),
+            act(),
+            nn.Conv2d(dim, dim, 7, padding=3 * dilation, dilation=dilation, groups=dim if depthwise else 1),
+            nn.Conv2d(dim, dim, 1),
+        )
+        self.ccb = nn.Sequential(  # eq. 5
+            ChannelLayerNorm(dim), nn.Conv2d(dim, hidden, 1), act(), nn.Conv2d(hidden, dim, 1)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_scb = self.scb(x) + x  # eq. 4
+        x_ccb = self.ccb(x_scb) + x_scb  # eq. 5
+        return x_ccb + x  # final residual -> x_camn
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Modality-Interactive Compensation Module (Section 3.5, eq. 6-11)
+# ----------------------------------------------------------------------------------------------------------------
+class MICM(nn.Module):
+    """Modality-Interactive Compensation Module: FPM (eq. 6-7) then GFF (eq. 8-11).
+
+    FPM: ``x_sum = x_I + x_V``; ``x_fpm = Cat(SA(x_sum) + CA(x_sum), x_sum)`` with SA and CA applied as
+    attention-weighted features ``x_sum * score``. GFF: ``W = sigmoid(Dconv7x7(x_fpm))`` (eq. 8);
+    ``x_enh_V = W x_V + x_camn`` (eq. 9); ``x_enh_I = (1 - W) x_I + x_ngmm`` (eq. 10); ``Cat(x_enh_I, x_enh_V)``
+    (eq. 11).
+
+    Where the paper is silent (constructor arguments): "Dconv 7x7" is read as a depthwise 7x7 conv over the 2C
+    channels of ``x_fpm`` followed by a 1x1 conv to ``gate_channels`` (C by default: one gate per channel; 1
+    gives a single spatial gate); the channel attention has reduction ``ca_reduction``; the spatial attention
+    a 7x7 kernel.
+
+    Args:
+        dim: channels C.
+        gate_channels: channels of W, C or 1.
+        ca_reduction: reduction of the channel attention's bottleneck.
+    """
+
+    def __init__(self, dim: int, gate_channels: int | None = None, ca_reduction: int = 4) -> None:
+        super().__init__()
+        gate_channels = dim if gate_channels is None else gate_channels
+        if gate_channels not in (1, dim):
+            raise ValueError(f"MICM: gate_channels must be 1 or dim={dim}, got {gate_channels}")
+        self.ca = ChannelAttention(dim, ca_reduction)
+        self.sa = SpatialAttention(7)
+        self.gate = nn.Sequential(
+            nn.Conv2d(2 * dim, 2 * dim, 7, padding=3, groups=2 * dim), nn.Conv2d(2 * dim, gate_channels, 1)
+        )
+
+    def forward(
+        self, x_ir: torch.Tensor, x_vis: torch.Tensor, x_ngmm: torch.Tensor, x_camn: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns ``(x_micm, W)``: (B, 2C, H, W) features and the (B, gate_channels, H, W) gate in (0, 1)."""
+        x_sum = x_ir + x_vis  # eq. 6
+        x_fpm = torch.cat((x_sum * self.sa(x_sum) + x_sum * self.ca(x_sum), x_sum), dim=1)  # eq. 7
+        gate = torch.sigmoid(self.gate(x_fpm))  # eq. 8
+        x_enh_vis = gate * x_vis + x_camn  # eq. 9
+        x_enh_ir = (1 - gate) * x_ir + x_ngmm  # eq. 10
+        return torch.cat((x_enh_ir, x_enh_vis), dim=1), gate  # eq. 11
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The network
+# ----------------------------------------------------------------------------------------------------------------
+class PoMAI(FusionModel):
+    """PoMAI fusion network (IJCAI 2025).
+
+    Args:
+        dim: feature channels C (paper silent; 64 for ``pomai``).
+        encoder_blocks: Restormer blocks in the encoder (four in the paper).
+        decoder_blocks: Restormer blocks in the decoder ("mirroring the encoder": four).
+        num_heads: MDTA heads (paper silent).
+        ffn_expansion: GDFN hidden width as a multiple of C (paper silent; 2 as in CDDFuse's Restormer blocks).
+        group_size: K of the NGMM (paper silent).
+        n_hashes: LSH rounds of the NGMM (paper silent).
+        max_buckets: upper bound on the LSH buckets.
+        attend_neighbours: NGMM groups also attend to the adjacent groups.
+        dilation: dilation of the CAMN's 7x7 conv (paper silent).
+        gate_channels: channels of the MICM gate W, C (None) or 1.
+        use_ngmm: False is ablation I of Table 2 (x_ngmm = x_enc^I).
+        use_camn: False is ablation II (x_camn = x_enc^V).
+        use_micm: False is ablation III (the stage-one network only, eq. 12 at all times).
+        lsh_seed: seed of the eval-mode LSH rotations.
+        stride: 1 (paper) processes features at full resolution; 2 (CPU variant) folds 2x2 patches into channels
+            (pixel-unshuffle) before the encoder and unfolds them in the decoder head, a 4x cheaper network. Inputs
+            whose sides are not multiples of ``stride`` are reflection-padded and cropped back internally.
+
+    Forward:
+        ``model(ir, vis)`` with (B, 1, H, W) inputs in [0, 1], any H, W, returns the fused (B, 1, H, W) in
+        [0, 1]. With ``return_maps=True`` also returns ``{"gate": W averaged over channels}`` (the visible
+        weight of eq. 9; 1 - gate weights the infrared, eq. 10) when the MICM is in use, else ``{}``.
+
+    Stages (:meth:`set_stage`): "stage1" decodes Cat(x_ngmm, x_camn) (eq. 12); "stage2", "joint" and "final"
+    decode the MICM output (eq. 13). Freezing is the trainer's job; the stage only selects the path.
+    """
+
+    pad_multiple = 1
+
+    def __init__(
+        self,
+        dim: int = 64,
+        encoder_blocks: int = 4,
+        decoder_blocks: int = 4,
+        num_heads: int = 8,
+        ffn_expansion: float = 2.0,
+        group_size: int = 144,
+        n_hashes: int = 4,
+        max_buckets: int = 128,
+        attend_neighbours: bool = True,
+        dilation: int = 3,
+        gate_channels: int | None = None,
+        use_ngmm: bool = True,
+        use_camn: bool = True,
+        use_micm: bool = True,
+        lsh_seed: int = 0,
+        stride: int = 1,
+    ) -> None:
+        super().__init__()
+        self.dim = dim
+        if stride < 1:
+            raise ValueError(f"PoMAI: stride must be >= 1, got {stride}")
+        self.stride = stride
+        self.pad_multiple = stride
+        self.encoder = SharedEncoder(dim, encoder_blocks, num_heads, ffn_expansion, stride)
+        self.ngmm = NGMM(dim, group_size, n_hashes, max_buckets, attend_neighbours, seed=lsh_seed) if use_ngmm else None
+        self.camn = CAMN(dim, dilation) if use_camn else None
+        self.micm = MICM(dim, gate_channels) if use_micm else None
+        self.decoder = Decoder(dim, decoder_blocks, num_heads, ffn_expansion, stride)
+        self.stage = "final"
+        #: run the convolutions in channels-last layout (same result, several times faster on CPU).
+        self.channels_last = True
+
+    def set_stage(self, name: str) -> None:
+        """Select the decoder's input: "stage1" (eq. 12) or "stage2" / "joint" / "final" (eq. 13)."""
+        if name not in STAGES:
+            raise ValueError(f"PoMAI.set_stage: unknown stage '{name}', expected one of {STAGES}")
+        self.stage = name
+
+    @property
+    def uses_micm(self) -> bool:
+        """Whether the current stage decodes the MICM output (eq. 13)."""
+        return self.micm is not None and self.stage != "stage1"
+
+    def forward(self, ir: torch.Tensor, vis: torch.Tensor, return_maps: bool = False):
+        check_inputs(ir, vis)
+        b = ir.shape[0]
+        pair, size = pad_to_multiple(torch.cat((ir, vis), dim=0), self.stride)
+        if self.channels_last:
+            pair = pair.contiguous(memory_format=torch.channels_last)
+        x_ir, x_vis = self.encoder(pair).split(b, dim=0)  # eq. 1, shared weights
+        x_ngmm = self.ngmm(x_ir) if self.ngmm is not None else x_ir  # Section 3.3
+        x_camn = self.camn(x_vis) if self.camn is not None else x_vis  # Section 3.4
+        maps: dict[str, torch.Tensor] = {}
+        if self.uses_micm:
+            x_micm, gate = self.micm(x_ir, x_vis, x_ngmm, x_camn)  # eq. 6-11
+            fused = self.decoder(x_micm)  # eq. 13
+            maps["gate"] = F.interpolate(gate.mean(dim=1, keepdim=True), scale_factor=self.stride, mode="nearest")
+            maps["gate"] = crop_to(maps["gate"], size)
+        else:
+            fused = self.decoder(torch.cat((x_ngmm, x_camn), dim=1))  # eq. 12
+        fused = crop_to(fused, size)
+        return (fused, maps) if return_maps else fused
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Registered variants
+# ----------------------------------------------------------------------------------------------------------------
+@register_model(name="pomai")
+def pomai(**kwargs) -> PoMAI:
+    """PoMAI at paper size (widths chosen: C=64, 8 heads, K=144, 4 hash rounds; the paper gives none)."""
+    cfg = dict(dim=64, encoder_blocks=4, decoder_blocks=4, num_heads=8, group_size=144, n_hashes=4)
+    cfg.update(kwargs)
+    return PoMAI(**cfg)
+
+
+@register_model(name="pomai_cpu")
+def pomai_cpu(**kwargs) -> PoMAI:
+    """PoMAI small CPU variant (C=16 on 2x2-folded pixels, 2+2 Restormer blocks, K=64, one hash round)."""
+    cfg = dict(
+        dim=16, encoder_blocks=2, decoder_blocks=2, num_heads=2, ffn_expansion=2.0, group_size=64, n_hashes=1, stride=2
+    )
+    cfg.update(kwargs)
+    return PoMAI(**cfg)
+
