@@ -10,7 +10,7 @@ every metric also has a functional form on single-channel float64 arrays in 0..2
 """
 
 from .conventions import CONVENTIONS, DEFAULT_CONVENTION, Convention
-from .evaluate import evaluate
+from .evaluate import FusionEvaluator, evaluate
 from .gradient import average_gradient, edge_intensity, nabf, qabf, spatial_frequency
 from .information import cross_entropy, entropy, mutual_information, mutual_information_pair
 from .perceptual import qcb, qcv, vif, vifp
@@ -21,6 +21,7 @@ from .statistics import correlation, correlation_coefficient, scd, standard_devi
 
 __all__ = [
     "evaluate",
+    "FusionEvaluator",
     "METRICS",
     "MetricInfo",
     "list_metrics",

@@ -14,6 +14,7 @@ from scipy import ndimage
 __all__ = [
     "matlab_gaussian_1d",
     "separable_valid",
+    "separable_valid_decimate",
     "separable_same",
     "sobel",
     "block_sum",
@@ -65,6 +66,23 @@ def separable_valid(img: np.ndarray, k_rows: np.ndarray, k_cols: np.ndarray | No
     tmp = ndimage.correlate1d(img, k_rows, axis=0, mode="constant")[rr : h - rr]
     out = ndimage.correlate1d(tmp, k_cols, axis=1, mode="constant")
     return out[:, rc : w - rc]
+
+
+def separable_valid_decimate(img: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """``separable_valid(img, k)[::2, ::2]`` without computing the discarded columns.
+
+    Args:
+        img: (H, W) float64.
+        k: odd-length symmetric kernel applied along both axes.
+
+    Returns:
+        (ceil((H - n + 1) / 2), ceil((W - n + 1) / 2)) float64, ``n = len(k)``.
+    """
+    r = len(k) // 2
+    h, w = img.shape
+    tmp = ndimage.correlate1d(img, k, axis=0, mode="constant")[r : h - r : 2]
+    out = ndimage.correlate1d(tmp, k, axis=1, mode="constant")
+    return out[:, r : w - r : 2]
 
 
 def separable_same(img: np.ndarray, k_rows: np.ndarray, k_cols: np.ndarray | None = None, pad: str = "zero") -> np.ndarray:

@@ -26,6 +26,8 @@ __all__ = [
     "Planes",
     "check_convention",
     "prepare_planes",
+    "prepare_fused",
+    "prepare_sources",
     "cv2_gray",
     "matlab_rgb2gray",
 ]
@@ -128,9 +130,58 @@ def _quantize_uint8(img: np.ndarray) -> np.ndarray:
 
 
 def _channels(img: np.ndarray) -> list[np.ndarray]:
+    """Three planes of an image; a gray image (or one whose channels are equal) gives one plane three times.
+
+    Repeating the same array object lets per-image work be shared between the channels.
+    """
     if img.ndim == 2:
         return [img, img, img]
-    return [img[..., k] for k in range(3)]
+    planes = [np.ascontiguousarray(img[..., k]) for k in range(3)]
+    if np.array_equal(planes[0], planes[1]) and np.array_equal(planes[0], planes[2]):
+        return [planes[0]] * 3
+    return planes
+
+
+def _to_gray(img: np.ndarray, convention: str) -> np.ndarray:
+    if convention == "vifb":
+        return img if img.ndim == 2 else matlab_rgb2gray(np.floor(img + 0.5))
+    if convention == "cddfuse":
+        return np.clip(cv2_gray(img) if img.ndim == 3 else np.round(img), 0.0, 255.0)
+    return matlab_rgb2gray(_quantize_uint8(img)) if img.ndim == 3 else _quantize_uint8(img)
+
+
+def prepare_fused(fused: np.ndarray, convention: str) -> list[np.ndarray]:
+    """The fused planes a convention scores (see :func:`prepare_planes`).
+
+    Args:
+        fused: (H, W) or (H, W, 3) float64 in 0..255.
+        convention: ``"vifb"``, ``"cddfuse"`` or ``"tang"``.
+
+    Returns:
+        Three (H, W) planes for a colour image under ``vifb``, otherwise one.
+    """
+    convention = check_convention(convention)
+    if convention == "vifb" and fused.ndim == 3:
+        return [np.ascontiguousarray(fused[..., k]) for k in range(3)]
+    return [_to_gray(fused, convention)]
+
+
+def prepare_sources(ir: np.ndarray, vis: np.ndarray, convention: str, fused_is_colour: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (visible, infrared) source planes matching :func:`prepare_fused`'s planes.
+
+    Args:
+        ir: (H, W) or (H, W, 3) float64 in 0..255.
+        vis: (H, W) or (H, W, 3) float64 in 0..255.
+        convention: ``"vifb"``, ``"cddfuse"`` or ``"tang"``.
+        fused_is_colour: whether the fused image is (H, W, 3) (matters for ``vifb`` only).
+
+    Returns:
+        One (vis, ir) pair per fused plane.
+    """
+    convention = check_convention(convention)
+    if convention == "vifb" and fused_is_colour:
+        return list(zip(_channels(vis), _channels(ir)))
+    return [(_to_gray(vis, convention), _to_gray(ir, convention))]
 
 
 def prepare_planes(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray, convention: str) -> list[Planes]:
@@ -147,16 +198,9 @@ def prepare_planes(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray, conventio
         ``vifb`` gives three planes for a colour fused image (channel k of the fused image with
         channel k of each source, a gray source replicated) and one plane for a gray fused image
         (colour sources converted with MATLAB ``rgb2gray``, as VIFB's uint8 path does).
-        ``cddfuse`` and ``tang`` always give one gray plane.
+        ``cddfuse`` (OpenCV gray, rounded) and ``tang`` (MATLAB ``rgb2gray`` to uint8; gray
+        images rounded to uint8) always give one gray plane.
     """
-    convention = check_convention(convention)
-    if convention == "vifb":
-        if fused.ndim == 3:
-            return [Planes(f, v, i) for f, v, i in zip(_channels(fused), _channels(vis), _channels(ir))]
-        gray = [x if x.ndim == 2 else matlab_rgb2gray(np.floor(x + 0.5)) for x in (fused, vis, ir)]
-        return [Planes(*gray)]
-    if convention == "cddfuse":
-        gray = [cv2_gray(x) if x.ndim == 3 else np.round(x) for x in (fused, vis, ir)]
-        return [Planes(*(np.clip(g, 0.0, 255.0) for g in gray))]
-    gray = [matlab_rgb2gray(_quantize_uint8(x)) if x.ndim == 3 else _quantize_uint8(x) for x in (fused, vis, ir)]
-    return [Planes(*gray)]
+    fused_planes = prepare_fused(fused, convention)
+    sources = prepare_sources(ir, vis, convention, fused.ndim == 3)
+    return [Planes(f, v, i) for f, (v, i) in zip(fused_planes, sources)]

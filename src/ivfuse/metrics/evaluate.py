@@ -1,4 +1,4 @@
-"""``evaluate``: score a fused image against its two sources under a named convention."""
+"""``evaluate`` and ``FusionEvaluator``: score fused images against two sources under a convention."""
 
 from __future__ import annotations
 
@@ -7,48 +7,43 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from ._inputs import to_float255
-from .conventions import DEFAULT_CONVENTION, Planes, check_convention, prepare_planes
-from .gradient import average_gradient, edge_intensity, nabf, qabf, spatial_frequency
-from .information import cross_entropy, entropy, mutual_information
-from .perceptual import qcb, qcv, vif
-from .reference import mse, psnr, rmse, roi_ssim, ssim
+from ._memo import Memo
+from .conventions import DEFAULT_CONVENTION, Planes, check_convention, prepare_fused, prepare_sources
+from .gradient import _nabf, _qabf, average_gradient, edge_intensity, spatial_frequency
+from .information import _cross_entropy, _mutual_information, entropy
+from .perceptual import _qcb, _qcv, _vif
+from .reference import _min_size, _roi_ssim, _ssim, mse, psnr, rmse
 from .registry import list_metrics, resolve_metric
+from .roi import roi_mask
 from .statistics import correlation_coefficient, scd, standard_deviation
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "FusionEvaluator"]
 
-# Each scorer takes one plane triple, the convention and the ROI weights (or None).
-_Scorer = Callable[[Planes, str, object], float]
+# Each scorer takes one plane triple, the convention, the ROI weights (or None) and the memo.
+_Scorer = Callable[[Planes, str, "np.ndarray | None", Memo], float]
 
 _SCORERS: dict[str, _Scorer] = {
-    "EN": lambda p, c, roi: entropy(p.fused, c),
-    "SD": lambda p, c, roi: standard_deviation(p.fused),
-    "SF": lambda p, c, roi: spatial_frequency(p.fused, c),
-    "AG": lambda p, c, roi: average_gradient(p.fused, c),
-    "MI": lambda p, c, roi: mutual_information(p.vis, p.ir, p.fused, c),
-    "VIF": lambda p, c, roi: vif(p.vis, p.ir, p.fused, c),
-    "Qabf": lambda p, c, roi: qabf(p.vis, p.ir, p.fused, c),
-    "SSIM": lambda p, c, roi: ssim(p.vis, p.ir, p.fused, c),
-    "CC": lambda p, c, roi: correlation_coefficient(p.vis, p.ir, p.fused),
-    "SCD": lambda p, c, roi: scd(p.vis, p.ir, p.fused),
-    "PSNR": lambda p, c, roi: psnr(p.vis, p.ir, p.fused, c),
-    "MSE": lambda p, c, roi: mse(p.vis, p.ir, p.fused, c),
-    "RMSE": lambda p, c, roi: rmse(p.vis, p.ir, p.fused, c),
-    "CE": lambda p, c, roi: cross_entropy(p.vis, p.ir, p.fused),
-    "EI": lambda p, c, roi: edge_intensity(p.fused),
-    "Nabf": lambda p, c, roi: nabf(p.vis, p.ir, p.fused),
-    "Qcb": lambda p, c, roi: qcb(p.vis, p.ir, p.fused),
-    "Qcv": lambda p, c, roi: qcv(p.vis, p.ir, p.fused),
-    "ROI-SSIM": lambda p, c, roi: roi_ssim(p.vis, p.ir, p.fused, roi, c),
+    "EN": lambda p, c, roi, m: entropy(p.fused, c),
+    "SD": lambda p, c, roi, m: standard_deviation(p.fused),
+    "SF": lambda p, c, roi, m: spatial_frequency(p.fused, c),
+    "AG": lambda p, c, roi, m: average_gradient(p.fused, c),
+    "MI": lambda p, c, roi, m: _mutual_information(p.vis, p.ir, p.fused, c, m),
+    "VIF": lambda p, c, roi, m: _vif(p.vis, p.ir, p.fused, c, m),
+    "Qabf": lambda p, c, roi, m: _qabf(p.vis, p.ir, p.fused, c, m),
+    "SSIM": lambda p, c, roi, m: _ssim(p.vis, p.ir, p.fused, c, m),
+    "CC": lambda p, c, roi, m: correlation_coefficient(p.vis, p.ir, p.fused),
+    "SCD": lambda p, c, roi, m: scd(p.vis, p.ir, p.fused),
+    "PSNR": lambda p, c, roi, m: psnr(p.vis, p.ir, p.fused, c),
+    "MSE": lambda p, c, roi, m: mse(p.vis, p.ir, p.fused, c),
+    "RMSE": lambda p, c, roi, m: rmse(p.vis, p.ir, p.fused, c),
+    "CE": lambda p, c, roi, m: _cross_entropy(p.vis, p.ir, p.fused, m),
+    "EI": lambda p, c, roi, m: edge_intensity(p.fused),
+    "Nabf": lambda p, c, roi, m: _nabf(p.vis, p.ir, p.fused, m),
+    "Qcb": lambda p, c, roi, m: _qcb(p.vis, p.ir, p.fused, m),
+    "Qcv": lambda p, c, roi, m: _qcv(p.vis, p.ir, p.fused, m),
+    "ROI-SSIM": lambda p, c, roi, m: _roi_ssim(p.vis, p.ir, p.fused, roi, c, m),
 }
-
-
-def _score(name: str, planes: list[Planes], convention: str, roi) -> float:
-    if name == "SF" and convention == "vifb" and len(planes) > 1:
-        # VIFB indexes an (H, W, 3) array with two subscripts: it scores R, G, B side by side.
-        return spatial_frequency(np.concatenate([p.fused for p in planes], axis=1), "vifb")
-    values = [_SCORERS[name](p, convention, roi) for p in planes]
-    return float(np.mean(values))
+_WINDOWED = {"SSIM", "ROI-SSIM"}  # need images of at least the SSIM window size
 
 
 def _resolve_names(metrics: str | Iterable[str] | None, convention: str, roi) -> list[str]:
@@ -65,6 +60,94 @@ def _resolve_names(metrics: str | Iterable[str] | None, convention: str, roi) ->
     if "ROI-SSIM" in names and roi is None:
         raise ValueError("ROI-SSIM needs roi: pass boxes (N, 4) or a mask (H, W)")
     return names
+
+
+class FusionEvaluator:
+    """Scores fused images against one fixed pair of sources (class form of :func:`evaluate`).
+
+    Source-side work (SSIM statistics, VIF pyramids, edge maps, contrast maps, histograms) is
+    done once and reused for every fused image, which makes comparing many methods on the same
+    pair several times cheaper than calling :func:`evaluate` for each.
+
+    Args:
+        ir: infrared source; ``vis``: visible source. Same input types as :func:`evaluate`.
+        metrics: names (case-insensitive) or None for the convention's reference table.
+        convention: ``"vifb"`` (default), ``"cddfuse"`` or ``"tang"``.
+        roi: optional boxes (N, 4) or mask (H, W) for ROI-SSIM.
+
+    >>> import numpy as np
+    >>> ir = np.tile(np.arange(32, dtype=np.uint8) * 8, (32, 1))
+    >>> score = FusionEvaluator(ir, ir.T, metrics=["MSE"], convention="cddfuse")
+    >>> score(ir)["MSE"] == score(ir.T)["MSE"]
+    True
+    """
+
+    def __init__(
+        self,
+        ir,
+        vis,
+        metrics: str | Iterable[str] | None = None,
+        convention: str = DEFAULT_CONVENTION,
+        roi=None,
+    ) -> None:
+        convention = check_convention(convention)
+        names = _resolve_names(metrics, convention, roi)
+        self._setup(to_float255(ir, "ir"), to_float255(vis, "vis"), names, convention, roi)
+
+    @classmethod
+    def _from_arrays(cls, ir: np.ndarray, vis: np.ndarray, names: list[str], convention: str, roi) -> FusionEvaluator:
+        self = cls.__new__(cls)
+        self._setup(ir, vis, names, convention, roi)
+        return self
+
+    def _setup(self, ir: np.ndarray, vis: np.ndarray, names: list[str], convention: str, roi) -> None:
+        if ir.shape[:2] != vis.shape[:2]:
+            raise ValueError(f"shape mismatch: ir {ir.shape}, vis {vis.shape} (H and W must agree)")
+        if any(n in _WINDOWED for n in names) and min(ir.shape[:2]) < _min_size(convention):
+            raise ValueError(
+                f"SSIM under {convention!r} needs images of at least {_min_size(convention)} pixels per side, got {ir.shape}"
+            )
+        self.metrics = names
+        self.convention = convention
+        self._ir = ir
+        self._vis = vis
+        self._roi = roi_mask(roi, ir.shape[:2]) if roi is not None else None
+        self._prepared: dict[bool, tuple[list[tuple[np.ndarray, np.ndarray]], Memo]] = {}
+
+    def _sources(self, fused_is_colour: bool) -> tuple[list[tuple[np.ndarray, np.ndarray]], Memo]:
+        key = fused_is_colour and self.convention == "vifb"
+        if key not in self._prepared:
+            pairs = prepare_sources(self._ir, self._vis, self.convention, key)
+            self._prepared[key] = (pairs, Memo(keep=[x for pair in pairs for x in pair]))
+        return self._prepared[key]
+
+    def _score_float255(self, fused: np.ndarray) -> dict[str, float]:
+        if fused.shape[:2] != self._ir.shape[:2]:
+            raise ValueError(
+                f"shape mismatch: fused {fused.shape}, ir {self._ir.shape}, vis {self._vis.shape} (H and W must agree)"
+            )
+        pairs, memo = self._sources(fused.ndim == 3)
+        memo = memo.call_scope()
+        planes = [Planes(f, v, i) for f, (v, i) in zip(prepare_fused(fused, self.convention), pairs)]
+        return {name: self._score(name, planes, memo) for name in self.metrics}
+
+    def _score(self, name: str, planes: list[Planes], memo: Memo) -> float:
+        if name == "SF" and self.convention == "vifb" and len(planes) > 1:
+            # VIFB indexes an (H, W, 3) array with two subscripts: it scores R, G, B side by side.
+            return spatial_frequency(np.concatenate([p.fused for p in planes], axis=1), "vifb")
+        scorer = _SCORERS[name]
+        return float(np.mean([scorer(p, self.convention, self._roi, memo) for p in planes]))
+
+    def __call__(self, fused) -> dict[str, float]:
+        """Score one fused image.
+
+        Args:
+            fused: same input types as :func:`evaluate`; H and W must match the sources.
+
+        Returns:
+            Dict from canonical metric name to value.
+        """
+        return self._score_float255(to_float255(fused, "fused"))
 
 
 def evaluate(
@@ -113,5 +196,4 @@ def evaluate(
     v = to_float255(vis, "vis")
     if not (f.shape[:2] == i.shape[:2] == v.shape[:2]):
         raise ValueError(f"shape mismatch: fused {f.shape}, ir {i.shape}, vis {v.shape} (H and W must agree)")
-    planes = prepare_planes(f, i, v, convention)
-    return {name: _score(name, planes, convention, roi) for name in names}
+    return FusionEvaluator._from_arrays(i, v, names, convention, roi)._score_float255(f)

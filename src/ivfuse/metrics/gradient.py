@@ -11,6 +11,7 @@ import numpy as np
 
 from ._common import as_plane, as_planes
 from ._filters import sobel
+from ._memo import Memo, cached
 from .conventions import DEFAULT_CONVENTION, check_convention
 
 __all__ = ["spatial_frequency", "average_gradient", "edge_intensity", "qabf", "nabf"]
@@ -85,28 +86,48 @@ _QABF = {"Tg": 0.9994, "kg": -15.0, "Dg": 0.5, "Ta": 0.9879, "ka": -22.0, "Da": 
 _QABF_SCALE = {"vifb": 255.0, "cddfuse": 1.0, "tang": 1.0}
 
 
-def _qabf_edges(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Edge strength and orientation from MATLAB ``conv2(img, h, 'same')`` with the Sobel kernels."""
+def _qabf_edges(img: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Edge strength and orientation from MATLAB ``conv2(img, h, 'same')`` with the Sobel kernels.
+
+    The strength is that of ``scale * img``; scaling after the square root keeps exactly the
+    pattern of equal strengths that the reference's ``gA == gF`` test sees.
+    """
     dx, dy = sobel(img, "zero")
     sx, sy = -dx, dy  # conv2 flips the kernels [-1 0 1; -2 0 2; -1 0 1] and [1 2 1; 0 0 0; -1 -2 -1]
-    g = np.sqrt(sx * sx + sy * sy)
+    g = sx * sx
+    g += sy * sy
+    np.sqrt(g, out=g)
+    if scale != 1.0:
+        g *= scale
     nonzero = sx != 0
-    ratio = np.divide(sy, sx, out=np.zeros_like(sy), where=nonzero)
-    a = np.where(nonzero, np.arctan(ratio), math.pi / 2)
+    a = np.divide(sy, sx, out=np.zeros_like(sy), where=nonzero)
+    np.arctan(a, out=a)
+    a[~nonzero] = math.pi / 2
     return g, a
+
+
+def _logistic(x: np.ndarray, top: float, k: float, centre: float) -> np.ndarray:
+    """``top / (1 + exp(k (x - centre)))``, computed in place in ``x``."""
+    x -= centre
+    x *= k
+    np.exp(x, out=x)
+    x += 1.0
+    np.divide(top, x, out=x)
+    return x
 
 
 def _qabf_preservation(g_src: np.ndarray, a_src: np.ndarray, g_f: np.ndarray, a_f: np.ndarray) -> np.ndarray:
     """Per-pixel edge preservation Q^{XF} = Q_g * Q_a."""
-    greater = g_src > g_f
-    less = g_src < g_f
     strength = np.where(g_src == g_f, g_f, 0.0)  # the references' quirk: gF itself where equal
-    strength = np.divide(g_f, g_src, out=strength, where=greater)
-    strength = np.divide(g_src, g_f, out=strength, where=less)
-    orientation = 1.0 - np.abs(a_src - a_f) / (math.pi / 2)
-    q_g = _QABF["Tg"] / (1.0 + np.exp(_QABF["kg"] * (strength - _QABF["Dg"])))
-    q_a = _QABF["Ta"] / (1.0 + np.exp(_QABF["ka"] * (orientation - _QABF["Da"])))
-    return q_g * q_a
+    np.divide(g_f, g_src, out=strength, where=g_src > g_f)
+    np.divide(g_src, g_f, out=strength, where=g_src < g_f)
+    orientation = a_src - a_f
+    np.abs(orientation, out=orientation)
+    orientation /= -(math.pi / 2)
+    orientation += 1.0
+    q = _logistic(strength, _QABF["Tg"], _QABF["kg"], _QABF["Dg"])
+    q *= _logistic(orientation, _QABF["Ta"], _QABF["ka"], _QABF["Da"])
+    return q
 
 
 def qabf(a, b, f, convention: str = DEFAULT_CONVENTION) -> float:
@@ -133,29 +154,35 @@ def qabf(a, b, f, convention: str = DEFAULT_CONVENTION) -> float:
     """
     convention = check_convention(convention)
     a, b, f = as_planes((a, "a"), (b, "b"), (f, "f"), min_size=1)
+    return _qabf(a, b, f, convention)
+
+
+def _qabf(a: np.ndarray, b: np.ndarray, f: np.ndarray, convention: str, memo: Memo | None = None) -> float:
     scale = _QABF_SCALE[convention]
-    g_a, a_a = _qabf_edges(a * scale)
-    g_b, a_b = _qabf_edges(b * scale)
-    g_f, a_f = _qabf_edges(f * scale)
+    g_a, a_a = cached(memo, ("qabf", scale), a, lambda im: _qabf_edges(im, scale))
+    g_b, a_b = cached(memo, ("qabf", scale), b, lambda im: _qabf_edges(im, scale))
+    g_f, a_f = cached(memo, ("qabf", scale), f, lambda im: _qabf_edges(im, scale))
     q_af = _qabf_preservation(g_a, a_a, g_f, a_f)
     q_bf = _qabf_preservation(g_b, a_b, g_f, a_f)
+    q_af *= g_a
+    q_bf *= g_b
     with np.errstate(invalid="ignore", divide="ignore"):
-        return float(np.sum(q_af * g_a + q_bf * g_b) / np.sum(g_a + g_b))
+        return float((np.sum(q_af) + np.sum(q_bf)) / (np.sum(g_a) + np.sum(g_b)))
 
 
 # Nabf constants (Petrovic's artefact measure as modified by B. K. Shreyamsha Kumar, 2013).
 _NABF = {"Td": 2.0, "wt_min": 0.001, "Lg": 1.5, "Nrg": 0.9999, "kg": 19.0, "sg": 0.5, "Nra": 0.9995, "ka": 22.0, "sa": 0.5}
 
 
-def _nabf_edges(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sobel/8 with mirror padding: strength and orientation ``atan(gv / gh)`` (0 where both are 0)."""
+def _nabf_features(img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sobel/8 with mirror padding: strength, orientation ``atan(gv / gh)`` (0 where both are 0), weight."""
     dx, dy = sobel(img, "mirror")
     gv, gh = dx / 8.0, dy / 8.0
     g = np.sqrt(gh * gh + gv * gv)
     with np.errstate(divide="ignore", invalid="ignore"):
         a = np.arctan(gv / gh)  # gh == 0 gives +-pi/2, like MATLAB's atan(+-Inf)
     a[(gv == 0) & (gh == 0)] = 0.0
-    return g, a
+    return g, a, _nabf_weights(g)
 
 
 def _nabf_preservation(g_src: np.ndarray, a_src: np.ndarray, g_f: np.ndarray, a_f: np.ndarray) -> np.ndarray:
@@ -166,9 +193,9 @@ def _nabf_preservation(g_src: np.ndarray, a_src: np.ndarray, g_f: np.ndarray, a_
     np.divide(g_f, g_src, out=ratio, where=src_larger)
     np.divide(g_src, g_f, out=ratio, where=both & ~src_larger)
     orientation = np.abs(np.abs(a_src - a_f) - math.pi / 2) * 2.0 / math.pi
-    q_g = c["Nrg"] / (1.0 + np.exp(-c["kg"] * (ratio - c["sg"])))
-    q_a = c["Nra"] / (1.0 + np.exp(-c["ka"] * (orientation - c["sa"])))
-    return np.sqrt(q_g * q_a)
+    q = _logistic(ratio, c["Nrg"], -c["kg"], c["sg"])
+    q *= _logistic(orientation, c["Nra"], -c["ka"], c["sa"])
+    return np.sqrt(q, out=q)
 
 
 def nabf(a, b, f) -> float:
@@ -190,14 +217,24 @@ def nabf(a, b, f) -> float:
         Nabf in [0, 1]. Lower is better; 0 when F adds no edge.
     """
     a, b, f = as_planes((a, "a"), (b, "b"), (f, "f"), min_size=2)
-    c = _NABF
-    g_a, a_a = _nabf_edges(a)
-    g_b, a_b = _nabf_edges(b)
-    g_f, a_f = _nabf_edges(f)
-    q_af = _nabf_preservation(g_a, a_a, g_f, a_f)
-    q_bf = _nabf_preservation(g_b, a_b, g_f, a_f)
-    w_a = np.where(g_a >= c["Td"], g_a ** c["Lg"], c["wt_min"])
-    w_b = np.where(g_b >= c["Td"], g_b ** c["Lg"], c["wt_min"])
+    return _nabf(a, b, f)
+
+
+def _nabf_weights(g: np.ndarray) -> np.ndarray:
+    """``g^1.5`` where ``g >= Td``, else ``wt_min``."""
+    return np.where(g >= _NABF["Td"], g * np.sqrt(g), _NABF["wt_min"])
+
+
+def _nabf(a: np.ndarray, b: np.ndarray, f: np.ndarray, memo: Memo | None = None) -> float:
+    g_a, a_a, w_a = cached(memo, ("nabf",), a, _nabf_features)
+    g_b, a_b, w_b = cached(memo, ("nabf",), b, _nabf_features)
+    g_f, a_f, _ = cached(memo, ("nabf",), f, _nabf_features)
     artefact = (g_f > g_a) & (g_f > g_b)
-    num = np.sum(np.where(artefact, (1.0 - q_af) * w_a + (1.0 - q_bf) * w_b, 0.0))
-    return float(num / np.sum(w_a + w_b))
+    loss_a = 1.0 - _nabf_preservation(g_a, a_a, g_f, a_f)
+    loss_a *= w_a
+    loss_b = 1.0 - _nabf_preservation(g_b, a_b, g_f, a_f)
+    loss_b *= w_b
+    loss_a += loss_b
+    num = np.sum(loss_a, where=artefact)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(num / (np.sum(w_a) + np.sum(w_b)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import as_plane, as_planes
+from ._memo import Memo, cached
 from .conventions import DEFAULT_CONVENTION, check_convention
 
 __all__ = ["entropy", "mutual_information", "mutual_information_pair", "cross_entropy"]
@@ -61,60 +62,53 @@ def entropy(img, convention: str = DEFAULT_CONVENTION) -> float:
     return _entropy_of_counts(np.bincount(levels.ravel(), minlength=_LEVELS))
 
 
-def _joint_counts(la: np.ndarray, lb: np.ndarray, nb: int) -> np.ndarray:
-    return np.bincount((la * nb + lb).ravel())
+def _joint_entropy(la: np.ndarray, lb: np.ndarray, nb: int, log=np.log2) -> float:
+    """Entropy of the joint histogram of two label images (labels of ``lb`` in 0..nb-1)."""
+    joint = la * nb
+    joint += lb
+    return _entropy_of_counts(np.bincount(joint.ravel()), log)
 
 
-def _mi_vifb(x: np.ndarray, f: np.ndarray) -> float:
-    """VIFB: min-max normalise each image, ``int16(255 x)`` levels, natural log."""
-
-    def normalised_levels(img: np.ndarray) -> np.ndarray:
-        lo, hi = img.min(), img.max()
-        if hi == lo:
-            return np.zeros(img.shape, dtype=np.intp)
-        # int16() rounds half away from zero; the normalised values are non-negative.
-        return np.floor((img - lo) / (hi - lo) * 255.0 + 0.5).astype(np.intp)
-
-    la, lf = normalised_levels(x), normalised_levels(f)
-    joint = _joint_counts(la, lf, _LEVELS)
-    ha = _entropy_of_counts(np.bincount(la.ravel(), minlength=_LEVELS), np.log)
-    hf = _entropy_of_counts(np.bincount(lf.ravel(), minlength=_LEVELS), np.log)
-    return ha + hf - _entropy_of_counts(joint, np.log)
+def _vifb_mi_levels(img: np.ndarray) -> tuple[np.ndarray, int, float]:
+    """VIFB: min-max normalise, ``int16(255 x)`` levels (half away from zero); natural-log entropy."""
+    lo, hi = img.min(), img.max()
+    if hi == lo:
+        levels = np.zeros(img.shape, dtype=np.intp)
+    else:
+        levels = np.floor((img - lo) / (hi - lo) * 255.0 + 0.5).astype(np.intp)
+    return levels, _LEVELS, _entropy_of_counts(np.bincount(levels.ravel(), minlength=_LEVELS), np.log)
 
 
-def _labels(img: np.ndarray) -> tuple[np.ndarray, int]:
-    """Integer labels of the distinct pixel values and their count."""
+def _cddfuse_mi_levels(img: np.ndarray) -> tuple[np.ndarray, int, float]:
+    """CDDFuse: distinct pixel values as labels (scikit-learn semantics); natural-log entropy."""
     flat = img.ravel()
     if np.all(flat == np.floor(flat)) and flat.min() >= 0 and flat.max() < 65536:
-        return flat.astype(np.intp), int(flat.max()) + 1
-    _, inverse = np.unique(flat, return_inverse=True)
-    return inverse.astype(np.intp), int(inverse.max()) + 1
+        labels = flat.astype(np.intp).reshape(img.shape)
+    else:
+        _, inverse = np.unique(flat, return_inverse=True)
+        labels = inverse.astype(np.intp).reshape(img.shape)
+    n = int(labels.max()) + 1
+    return labels, n, _entropy_of_counts(np.bincount(labels.ravel(), minlength=n), np.log)
 
 
-def _mi_cddfuse(x: np.ndarray, f: np.ndarray) -> float:
-    """CDDFuse: scikit-learn ``mutual_info_score`` of the raw pixel values used as labels (nats)."""
-    lx, nx = _labels(x)
-    lf, nf = _labels(f)
-    joint = _joint_counts(lx, lf, nf)
-    hx = _entropy_of_counts(np.bincount(lx, minlength=nx), np.log)
-    hf = _entropy_of_counts(np.bincount(lf, minlength=nf), np.log)
+def _tang_mi_levels(img: np.ndarray) -> tuple[np.ndarray, int, float]:
+    """Tang: uint8 levels, MATLAB ``entropy`` in bits; the joint histogram is indexed by
+    ``uint8(x) + 1``, which saturates, so levels 254 and 255 share a joint bin."""
+    levels = _levels_matlab(img)
+    h = _entropy_of_counts(np.bincount(levels.ravel(), minlength=_LEVELS))
+    return np.minimum(levels, _LEVELS - 2), _LEVELS, h
+
+
+_MI_LEVELS = {"vifb": _vifb_mi_levels, "cddfuse": _cddfuse_mi_levels, "tang": _tang_mi_levels}
+
+
+def _mi_pair(x: np.ndarray, f: np.ndarray, convention: str, memo: Memo | None = None) -> float:
+    lx, _, hx = cached(memo, ("mi", convention), x, _MI_LEVELS[convention])
+    lf, nf, hf = cached(memo, ("mi", convention), f, _MI_LEVELS[convention])
+    log = np.log2 if convention == "tang" else np.log
+    mi = hx + hf - _joint_entropy(lx, lf, nf, log)
     # scikit-learn clips tiny negative rounding results to 0.
-    return max(0.0, hx + hf - _entropy_of_counts(joint, np.log))
-
-
-def _mi_tang(x: np.ndarray, f: np.ndarray) -> float:
-    """Tang: bits; marginals from MATLAB ``entropy``, joint histogram indexed by ``uint8(x) + 1``.
-
-    ``uint8`` addition saturates, so levels 254 and 255 share a bin in the joint histogram only.
-    """
-    lx, lf = _levels_matlab(x), _levels_matlab(f)
-    hx = _entropy_of_counts(np.bincount(lx.ravel(), minlength=_LEVELS))
-    hf = _entropy_of_counts(np.bincount(lf.ravel(), minlength=_LEVELS))
-    joint = _joint_counts(np.minimum(lx, _LEVELS - 2), np.minimum(lf, _LEVELS - 2), _LEVELS)
-    return hx + hf - _entropy_of_counts(joint)
-
-
-_MI_PAIR = {"vifb": _mi_vifb, "cddfuse": _mi_cddfuse, "tang": _mi_tang}
+    return max(0.0, mi) if convention == "cddfuse" else mi
 
 
 def mutual_information_pair(x, f, convention: str = DEFAULT_CONVENTION) -> float:
@@ -131,7 +125,7 @@ def mutual_information_pair(x, f, convention: str = DEFAULT_CONVENTION) -> float
     """
     convention = check_convention(convention)
     x, f = as_planes((x, "x"), (f, "f"), min_size=1)
-    return _MI_PAIR[convention](x, f)
+    return _mi_pair(x, f, convention)
 
 
 def mutual_information(a, b, f, convention: str = DEFAULT_CONVENTION) -> float:
@@ -148,12 +142,21 @@ def mutual_information(a, b, f, convention: str = DEFAULT_CONVENTION) -> float:
     """
     convention = check_convention(convention)
     a, b, f = as_planes((a, "a"), (b, "b"), (f, "f"), min_size=1)
-    return _MI_PAIR[convention](a, f) + _MI_PAIR[convention](b, f)
+    return _mutual_information(a, b, f, convention)
 
 
-def _cross_entropy_pair(x: np.ndarray, f: np.ndarray) -> float:
-    px = np.bincount(_levels_floor(x).ravel(), minlength=_LEVELS) / x.size
-    pf = np.bincount(_levels_floor(f).ravel(), minlength=_LEVELS) / f.size
+def _mutual_information(a: np.ndarray, b: np.ndarray, f: np.ndarray, convention: str, memo: Memo | None = None) -> float:
+    return _mi_pair(a, f, convention, memo) + _mi_pair(b, f, convention, memo)
+
+
+def _histogram(img: np.ndarray) -> np.ndarray:
+    """Normalised 256-bin histogram of ``floor(x)`` levels."""
+    return np.bincount(_levels_floor(img).ravel(), minlength=_LEVELS) / img.size
+
+
+def _cross_entropy_pair(x: np.ndarray, f: np.ndarray, memo: Memo | None = None) -> float:
+    px = cached(memo, ("hist",), x, _histogram)
+    pf = cached(memo, ("hist",), f, _histogram)
     both = (px > 0) & (pf > 0)
     return float(np.sum(px[both] * np.log2(px[both] / pf[both])))
 
@@ -172,4 +175,8 @@ def cross_entropy(a, b, f) -> float:
         Cross entropy in bits. Lower is better; 0 when ``f`` has the histogram of both sources.
     """
     a, b, f = as_planes((a, "a"), (b, "b"), (f, "f"), min_size=1)
-    return (_cross_entropy_pair(a, f) + _cross_entropy_pair(b, f)) / 2.0
+    return _cross_entropy(a, b, f)
+
+
+def _cross_entropy(a: np.ndarray, b: np.ndarray, f: np.ndarray, memo: Memo | None = None) -> float:
+    return (_cross_entropy_pair(a, f, memo) + _cross_entropy_pair(b, f, memo)) / 2.0

@@ -5,45 +5,70 @@ All functions take single-channel float64 arrays in 0..255.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 from scipy import fft as _fft
 
 from ._common import as_planes
-from ._filters import block_sum, fft_filter, freqspace, matlab_gaussian_1d, separable_valid, sobel
+from ._filters import (
+    block_sum,
+    fft_filter,
+    freqspace,
+    matlab_gaussian_1d,
+    separable_valid,
+    separable_valid_decimate,
+    sobel,
+)
+from ._memo import Memo, cached
 from .conventions import DEFAULT_CONVENTION, check_convention
 
 __all__ = ["vifp", "vif", "qcb", "qcv"]
 
 _VIF_SIGMA_NSQ = 2.0
 _VIF_EPS = 1e-10
+# Window of scale s = 1..4: N = 2^(5 - s) + 1, MATLAB Gaussian of sigma N / 5.
+_VIF_WINDOWS = [matlab_gaussian_1d(2 ** (5 - s) + 1, (2 ** (5 - s) + 1) / 5.0) for s in range(1, 5)]
 
 
-def _vifp_terms(refs: list[np.ndarray], dist: np.ndarray) -> list[tuple[float, float]]:
+def _vif_pyramid(img: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per-image VIFp features: for each scale, the image level, its local mean and variance.
+
+    Level s > 1 is level s - 1 filtered 'valid' with the window of scale s and subsampled by 2.
+    Scales whose level is smaller than the window contribute nothing (MATLAB's empty 'valid').
+    """
+    features = []
+    level = img
+    for scale, win in enumerate(_VIF_WINDOWS, start=1):
+        if scale > 1:
+            if min(level.shape) < len(win):
+                break
+            level = separable_valid_decimate(level, win)
+        if min(level.shape) < len(win):
+            break
+        mu = separable_valid(level, win)
+        var = separable_valid(level * level, win) - mu * mu
+        np.maximum(var, 0.0, out=var)
+        features.append((level, mu, var))
+    return features
+
+
+def _vifp_terms(refs: list[np.ndarray], dist: np.ndarray, memo: Memo | None = None) -> list[tuple[float, float]]:
     """Numerator and denominator sums of VIFp for each reference against one distorted image.
 
     Pixel-domain multi-scale VIF (Sheikh and Bovik): 4 scales, window ``N = 2^(5 - s) + 1`` with
     a MATLAB Gaussian of sigma ``N / 5``, 'valid' filtering, subsampling by 2 between scales.
     """
-    sums = [[0.0, 0.0] for _ in refs]
-    refs = list(refs)
-    for scale in range(1, 5):
-        n = 2 ** (5 - scale) + 1
-        win = matlab_gaussian_1d(n, n / 5.0)
-        if scale > 1:
-            refs = [separable_valid(r, win)[::2, ::2] for r in refs]
-            dist = separable_valid(dist, win)[::2, ::2]
-        if min(dist.shape) < n:
-            continue  # MATLAB's 'valid' filtering gives an empty map: this scale adds nothing
-        mu2 = separable_valid(dist, win)
-        sigma2_sq = separable_valid(dist * dist, win) - mu2 * mu2
-        np.maximum(sigma2_sq, 0.0, out=sigma2_sq)
-        for k, ref in enumerate(refs):
-            mu1 = separable_valid(ref, win)
-            sigma1_sq = separable_valid(ref * ref, win) - mu1 * mu1
-            sigma12 = separable_valid(ref * dist, win) - mu1 * mu2
-            np.maximum(sigma1_sq, 0.0, out=sigma1_sq)
+    dist_pyr = cached(memo, ("vif",), dist, _vif_pyramid)
+    terms = []
+    for ref in refs:
+        ref_pyr = cached(memo, ("vif",), ref, _vif_pyramid)
+        num = den = 0.0
+        for win, (ref_l, mu1, s1), (dist_l, mu2, sigma2_sq) in zip(_VIF_WINDOWS, ref_pyr, dist_pyr):
+            sigma12 = separable_valid(ref_l * dist_l, win)
+            sigma12 -= mu1 * mu2
+            sigma1_sq = s1.copy()
             g = sigma12 / (sigma1_sq + _VIF_EPS)
             sv_sq = sigma2_sq - g * sigma12
             flat_ref = sigma1_sq < _VIF_EPS
@@ -57,9 +82,14 @@ def _vifp_terms(refs: list[np.ndarray], dist: np.ndarray) -> list[tuple[float, f
             sv_sq[negative] = sigma2_sq[negative]
             g[negative] = 0.0
             sv_sq[sv_sq <= _VIF_EPS] = _VIF_EPS
-            sums[k][0] += float(np.sum(np.log10(1.0 + g * g * sigma1_sq / (sv_sq + _VIF_SIGMA_NSQ))))
-            sums[k][1] += float(np.sum(np.log10(1.0 + sigma1_sq / _VIF_SIGMA_NSQ)))
-    return [(num, den) for num, den in sums]
+            g *= g
+            g *= sigma1_sq
+            sv_sq += _VIF_SIGMA_NSQ
+            g /= sv_sq
+            num += float(np.sum(np.log10(1.0 + g)))
+            den += float(np.sum(np.log10(1.0 + sigma1_sq / _VIF_SIGMA_NSQ)))
+        terms.append((num, den))
+    return terms
 
 
 def vifp(ref, dist) -> float:
@@ -75,6 +105,10 @@ def vifp(ref, dist) -> float:
     """
     ref, dist = as_planes((ref, "ref"), (dist, "dist"), min_size=1)
     ((num, den),) = _vifp_terms([ref], dist)
+    return _ratio(num, den)
+
+
+def _ratio(num: float, den: float) -> float:
     with np.errstate(invalid="ignore", divide="ignore"):
         return float(np.float64(num) / np.float64(den))
 
@@ -94,10 +128,13 @@ def vif(a, b, f, convention: str = DEFAULT_CONVENTION) -> float:
     """
     convention = check_convention(convention)
     a, b, f = as_planes((a, "a"), (b, "b"), (f, "f"), min_size=1)
+    return _vif(a, b, f, convention)
+
+
+def _vif(a: np.ndarray, b: np.ndarray, f: np.ndarray, convention: str, memo: Memo | None = None) -> float:
     total = 0.0
-    for num, den in _vifp_terms([a, b], f):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            value = float(np.float64(num) / np.float64(den))
+    for num, den in _vifp_terms([a, b], f, memo):
+        value = _ratio(num, den)
         if convention == "cddfuse" and math.isnan(value):
             value = 1.0
         total += value
@@ -118,37 +155,56 @@ def _normalize_255(img: np.ndarray) -> np.ndarray:
 
 # Qcb (Chen and Blum 2009) constants.
 _QCB_F0, _QCB_F1, _QCB_A = 15.3870, 1.3456, 0.7622
-_QCB_P, _QCB_Q, _QCB_Z = 3.0, 2.0, 1e-4
+_QCB_Z = 1e-4  # masked contrast C^p / (C^q + Z) with p = 3, q = 2
 _QCB_HALF = 15  # the contrast Gaussians are 31x31
 
 
-def _qcb_kernel_spectra(shape: tuple[int, int]) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
-    """Spectra of the two unnormalised 31x31 Gaussians (sigma 2 and 4) on a zero-padded grid."""
+@functools.lru_cache(maxsize=4)
+def _qcb_filters(shape: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int], np.ndarray, np.ndarray]:
+    """The DoG CSF response for ``shape`` and the spectra of the two contrast Gaussians.
+
+    The Gaussians (unnormalised, sigma 2 and 4, 31x31) are applied with zero padding, so their
+    spectra live on a grid at least 15 pixels larger than the image along each axis (enough for
+    the half-width-15 kernel not to wrap into the kept region), rounded up to a fast FFT size.
+    """
     h, w = shape
-    padded = (_fft.next_fast_len(h + 2 * _QCB_HALF, True), _fft.next_fast_len(w + 2 * _QCB_HALF, True))
+    u, v = freqspace((h, w))
+    r = np.sqrt((u * (w / 30.0)) ** 2 + (v * (h / 30.0)) ** 2)
+    csf = np.exp(-((r / _QCB_F0) ** 2)) - _QCB_A * np.exp(-((r / _QCB_F1) ** 2))
+    padded = (_fft.next_fast_len(h + _QCB_HALF, True), _fft.next_fast_len(w + _QCB_HALF, True))
     x = np.arange(-_QCB_HALF, _QCB_HALF + 1, dtype=np.float64)
     spectra = []
     for sigma in (2.0, 4.0):
         g = np.exp(-(x * x) / (2.0 * sigma * sigma))
         kernel = np.outer(g, g) / (2.0 * math.pi * sigma * sigma)
-        # Place the kernel centre at the origin of the periodic grid (wrap negative offsets).
+        # Centre the kernel on the origin of the periodic grid (negative offsets wrap around).
         k = np.zeros(padded, dtype=np.float64)
-        k[: _QCB_HALF + 1, : _QCB_HALF + 1] = kernel[_QCB_HALF:, _QCB_HALF:]
-        k[: _QCB_HALF + 1, -_QCB_HALF:] = kernel[_QCB_HALF:, :_QCB_HALF]
-        k[-_QCB_HALF:, : _QCB_HALF + 1] = kernel[:_QCB_HALF, _QCB_HALF:]
-        k[-_QCB_HALF:, -_QCB_HALF:] = kernel[:_QCB_HALF, :_QCB_HALF]
+        k[: kernel.shape[0], : kernel.shape[1]] = kernel
+        k = np.roll(k, (-_QCB_HALF, -_QCB_HALF), axis=(0, 1))
         spectra.append(_fft.rfft2(k, workers=1))
-    return padded, spectra[0], spectra[1]
+    return csf, padded, spectra[0], spectra[1]
 
 
-def _qcb_contrast(img: np.ndarray, padded: tuple[int, int], g1: np.ndarray, g2: np.ndarray) -> np.ndarray:
-    """``|filter2(G1, img, 'same') / filter2(G2, img, 'same') - 1|`` via zero-padded FFT convolution."""
+def _qcb_masked_contrast(img: np.ndarray) -> np.ndarray:
+    """Per-image Qcb feature: masked local contrast ``C^3 / (C^2 + Z)`` of the CSF-filtered image.
+
+    ``C = |G1 * I / G2 * I - 1|`` with zero-padded convolutions, computed by FFT on a padded grid.
+    """
     h, w = img.shape
-    spec = _fft.rfft2(img, s=padded, workers=1)
+    csf, padded, g1, g2 = _qcb_filters((h, w))
+    filtered = fft_filter(_normalize_255(img), csf)
+    spec = _fft.rfft2(filtered, s=padded, workers=1)
     num = _fft.irfft2(spec * g1, s=padded, workers=1)[:h, :w]
     den = _fft.irfft2(spec * g2, s=padded, workers=1)[:h, :w]
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.abs(num / den - 1.0)
+        c = num / den
+    c -= 1.0
+    np.abs(c, out=c)
+    c2 = c * c
+    masked = c2 * c
+    c2 += _QCB_Z
+    masked /= c2
+    return masked
 
 
 def qcb(a, b, f) -> float:
@@ -174,28 +230,52 @@ def qcb(a, b, f) -> float:
         Qcb in [0, 1]. Higher is better.
     """
     a, b, f = as_planes((a, "a"), (b, "b"), (f, "f"), min_size=2)
-    h, w = f.shape
-    u, v = freqspace((h, w))
-    r = np.sqrt((u * (w / 30.0)) ** 2 + (v * (h / 30.0)) ** 2)
-    csf = np.exp(-((r / _QCB_F0) ** 2)) - _QCB_A * np.exp(-((r / _QCB_F1) ** 2))
-    padded, g1, g2 = _qcb_kernel_spectra((h, w))
-    masked = []
-    for img in (a, b, f):
-        c = _qcb_contrast(fft_filter(_normalize_255(img), csf), padded, g1, g2)
-        masked.append(c**_QCB_P / (c**_QCB_Q + _QCB_Z))
-    c1, c2, cf = masked
+    return _qcb(a, b, f)
+
+
+def _qcb(a: np.ndarray, b: np.ndarray, f: np.ndarray, memo: Memo | None = None) -> float:
+    c1 = cached(memo, ("qcb",), a, _qcb_masked_contrast)
+    c2 = cached(memo, ("qcb",), b, _qcb_masked_contrast)
+    cf = cached(memo, ("qcb",), f, _qcb_masked_contrast)
     with np.errstate(divide="ignore", invalid="ignore"):
         q1f = np.where(c1 < cf, c1 / cf, cf / c1)
         q2f = np.where(c2 < cf, c2 / cf, cf / c2)
-        s1, s2 = c1 * c1, c2 * c2
-        saliency = s1 + s2
-        q = (s1 * q1f + s2 * q2f) / saliency
-    return float(np.mean(q))
+        s1 = c1 * c1
+        s2 = c2 * c2
+        q1f *= s1
+        q2f *= s2
+        q1f += q2f
+        s1 += s2
+        q1f /= s1
+    return float(np.mean(q1f))
 
 
 # Qcv (Chen and Varshney 2007) constants.
-_QCV_WINDOW = 16
-_QCV_ALPHA = 5
+_QCV_WINDOW = 16  # block side; saliency is the block sum of g^5
+
+
+@functools.lru_cache(maxsize=4)
+def _qcv_csf(shape: tuple[int, int]) -> np.ndarray:
+    """Mannos-Sakrison CSF on the ``freqspace`` grid scaled by W/8 and H/8, laid out for ``rfft2``."""
+    h, w = shape
+    u, v = freqspace((h, w))
+    r = np.sqrt((u * (w / 8.0)) ** 2 + (v * (h / 8.0)) ** 2)
+    csf = 2.6 * (0.0192 + 0.144 * r) * np.exp(-((0.144 * r) ** 1.1))
+    return np.fft.ifftshift(csf)[:, : w // 2 + 1]
+
+
+def _qcv_features(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image Qcv features: the spectrum of the normalised image and its block saliency.
+
+    Saliency is the sum over 16x16 blocks of ``g^5``, ``g`` the zero-padded Sobel edge strength.
+    """
+    normalised = _normalize_255(img)
+    dx, dy = sobel(normalised, "zero")
+    g2 = dx * dx
+    g2 += dy * dy
+    g5 = g2 * g2
+    g5 *= np.sqrt(g2)
+    return _fft.rfft2(normalised, workers=1), block_sum(g5, _QCV_WINDOW)
 
 
 def qcv(a, b, f) -> float:
@@ -217,19 +297,21 @@ def qcv(a, b, f) -> float:
         Qcv >= 0 (typically hundreds to thousands). Lower is better; 0 when F = A = B.
     """
     a, b, f = as_planes((a, "a"), (b, "b"), (f, "f"), min_size=2)
+    return _qcv(a, b, f)
+
+
+def _qcv(a: np.ndarray, b: np.ndarray, f: np.ndarray, memo: Memo | None = None) -> float:
     h, w = f.shape
-    na, nb, nf = _normalize_255(a), _normalize_255(b), _normalize_255(f)
-    u, v = freqspace((h, w))
-    r = np.sqrt((u * (w / 8.0)) ** 2 + (v * (h / 8.0)) ** 2)
-    csf = 2.6 * (0.0192 + 0.144 * r) * np.exp(-((0.144 * r) ** 1.1))
+    csf = _qcv_csf((h, w))
+    spec_f, _ = cached(memo, ("qcv",), f, _qcv_features)
     num = 0.0
     den = 0.0
-    for src in (na, nb):
-        dx, dy = sobel(src, "zero")
-        saliency = block_sum(np.sqrt(dx * dx + dy * dy) ** _QCV_ALPHA, _QCV_WINDOW)
-        diff = fft_filter(src - nf, csf)
-        dissimilarity = block_sum(diff * diff, _QCV_WINDOW) / (_QCV_WINDOW * _QCV_WINDOW)
+    for src in (a, b):
+        spec, saliency = cached(memo, ("qcv",), src, _qcv_features)
+        # The CSF filter is linear: filter(src - f) = ifft((S_src - S_f) * csf).
+        diff = _fft.irfft2((spec - spec_f) * csf, s=(h, w), workers=1)
+        diff *= diff
+        dissimilarity = block_sum(diff, _QCV_WINDOW) / (_QCV_WINDOW * _QCV_WINDOW)
         num += float(np.sum(saliency * dissimilarity))
         den += float(np.sum(saliency))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return float(np.float64(num) / np.float64(den))
+    return _ratio(num, den)

@@ -14,6 +14,7 @@ import numpy as np
 from scipy import ndimage
 
 from ._common import as_planes
+from ._memo import Memo, cached
 from ._filters import matlab_gaussian_1d, separable_valid
 from .conventions import DEFAULT_CONVENTION, check_convention
 from .roi import roi_mask
@@ -103,60 +104,56 @@ _GAUSS_C = ((0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2)
 # CDDFuse: scikit-image 0.19 defaults, 7x7 uniform window with reflect padding, sample covariance,
 # and data_range = 2 because float input without data_range takes the float dtype range [-1, 1].
 _SK_WIN = 7
+_SK_PAD = (_SK_WIN - 1) // 2
+_SK_NORM = _SK_WIN * _SK_WIN / (_SK_WIN * _SK_WIN - 1.0)
 _SK_C = ((0.01 * 2.0) ** 2, (0.03 * 2.0) ** 2)
 
 
-def _stats_gaussian(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return separable_valid(x, _GAUSS), separable_valid(x * x, _GAUSS)
-
-
-def _stats_uniform(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return (
-        ndimage.uniform_filter(x, _SK_WIN, mode="reflect"),
-        ndimage.uniform_filter(x * x, _SK_WIN, mode="reflect"),
-    )
-
-
-def _map_from_stats(mu_x, sq_x, mu_f, sq_f, cross, convention: str) -> np.ndarray:
+def _local_mean(img: np.ndarray, convention: str) -> np.ndarray:
+    """Windowed mean over the region the convention averages (map coordinates)."""
     if convention == "cddfuse":
-        norm = _SK_WIN * _SK_WIN / (_SK_WIN * _SK_WIN - 1.0)
-        var_x = norm * (sq_x - mu_x * mu_x)
-        var_f = norm * (sq_f - mu_f * mu_f)
-        cov = norm * (cross - mu_x * mu_f)
-        c1, c2 = _SK_C
-        s = ((2 * mu_x * mu_f + c1) * (2 * cov + c2)) / ((mu_x * mu_x + mu_f * mu_f + c1) * (var_x + var_f + c2))
-        pad = (_SK_WIN - 1) // 2
-        return s[pad:-pad, pad:-pad]
-    var_x = sq_x - mu_x * mu_x
-    var_f = sq_f - mu_f * mu_f
-    cov = cross - mu_x * mu_f
-    c1, c2 = _GAUSS_C
-    return ((2 * mu_x * mu_f + c1) * (2 * cov + c2)) / ((mu_x * mu_x + mu_f * mu_f + c1) * (var_x + var_f + c2))
+        out = ndimage.uniform_filter(img, _SK_WIN, mode="reflect")
+        return out[_SK_PAD:-_SK_PAD, _SK_PAD:-_SK_PAD]
+    return separable_valid(img, _GAUSS)
 
 
-def _maps(sources: list[np.ndarray], f: np.ndarray, convention: str) -> tuple[list[np.ndarray], int]:
-    """SSIM maps of each source against ``f`` (the statistics of ``f`` are computed once).
-
-    Returns:
-        The maps and the offset of map pixel (0, 0) in image coordinates.
-    """
+def _ssim_stats(img: np.ndarray, convention: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-image SSIM statistics: local mean, its square and the local variance."""
+    mu = _local_mean(img, convention)
+    mu_sq = mu * mu
+    var = _local_mean(img * img, convention) - mu_sq
     if convention == "cddfuse":
-        stats, offset = _stats_uniform, (_SK_WIN - 1) // 2
+        var *= _SK_NORM
+    return mu, mu_sq, var
 
-        def cross_of(x: np.ndarray) -> np.ndarray:
-            return ndimage.uniform_filter(x * f, _SK_WIN, mode="reflect")
 
-    else:
-        stats, offset = _stats_gaussian, len(_GAUSS) // 2
-
-        def cross_of(x: np.ndarray) -> np.ndarray:
-            return separable_valid(x * f, _GAUSS)
-
-    mu_f, sq_f = stats(f)
+def _ssim_maps(sources: list[np.ndarray], f: np.ndarray, convention: str, memo: Memo | None = None):
+    """SSIM maps of each source against ``f`` and the image offset of map pixel (0, 0)."""
+    stats_f = cached(memo, ("ssim", convention), f, lambda im: _ssim_stats(im, convention))
+    mu_f, mu_f_sq, var_f = stats_f
+    c1, c2 = _SK_C if convention == "cddfuse" else _GAUSS_C
     maps = []
     for x in sources:
-        mu_x, sq_x = stats(x)
-        maps.append(_map_from_stats(mu_x, sq_x, mu_f, sq_f, cross_of(x), convention))
+        mu_x, mu_x_sq, var_x = cached(memo, ("ssim", convention), x, lambda im: _ssim_stats(im, convention))
+        mu_xf = mu_x * mu_f
+        cov = _local_mean(x * f, convention)
+        cov -= mu_xf
+        if convention == "cddfuse":
+            cov *= _SK_NORM
+        cov *= 2.0
+        cov += c2
+        num = mu_xf
+        num *= 2.0
+        num += c1
+        num *= cov
+        den = mu_x_sq + mu_f_sq
+        den += c1
+        den2 = var_x + var_f
+        den2 += c2
+        den *= den2
+        num /= den
+        maps.append(num)
+    offset = _SK_PAD if convention == "cddfuse" else len(_GAUSS) // 2
     return maps, offset
 
 
@@ -180,7 +177,7 @@ def ssim_map(x, f, convention: str = DEFAULT_CONVENTION) -> np.ndarray:
     """
     convention = check_convention(convention)
     x, f = as_planes((x, "x"), (f, "f"), min_size=_min_size(convention))
-    maps, _ = _maps([x], f, convention)
+    maps, _ = _ssim_maps([x], f, convention)
     return maps[0]
 
 
@@ -205,7 +202,11 @@ def ssim(a, b, f, convention: str = DEFAULT_CONVENTION) -> float:
     """
     convention = check_convention(convention)
     a, b, f = as_planes((a, "a"), (b, "b"), (f, "f"), min_size=_min_size(convention))
-    maps, _ = _maps([a, b], f, convention)
+    return _ssim(a, b, f, convention)
+
+
+def _ssim(a: np.ndarray, b: np.ndarray, f: np.ndarray, convention: str, memo: Memo | None = None) -> float:
+    maps, _ = _ssim_maps([a, b], f, convention, memo)
     return _combine([float(m.mean()) for m in maps], convention)
 
 
@@ -233,11 +234,16 @@ def roi_ssim(a, b, f, roi, convention: str = DEFAULT_CONVENTION) -> float:
     """
     convention = check_convention(convention)
     a, b, f = as_planes((a, "a"), (b, "b"), (f, "f"), min_size=_min_size(convention))
-    weights = roi_mask(roi, f.shape)
-    maps, offset = _maps([a, b], f, convention)
-    mh, mw = maps[0].shape
-    w = weights[offset : offset + mh, offset : offset + mw]
-    total = float(w.sum())
+    return _roi_ssim(a, b, f, roi_mask(roi, f.shape), convention)
+
+
+def _roi_ssim(a: np.ndarray, b: np.ndarray, f: np.ndarray, weights: np.ndarray, convention: str, memo: Memo | None = None) -> float:
+    """ROI-SSIM with the ROI already turned into (H, W) weights."""
+    h, w = f.shape
+    pad = _SK_PAD if convention == "cddfuse" else len(_GAUSS) // 2
+    inner = weights[pad : h - pad, pad : w - pad]
+    total = float(inner.sum())
     if total <= 0.0:
         return float("nan")
-    return _combine([float(np.sum(m * w) / total) for m in maps], convention)
+    maps, _ = _ssim_maps([a, b], f, convention, memo)
+    return _combine([float(np.sum(m * inner) / total) for m in maps], convention)
