@@ -82,10 +82,16 @@ def score(
     return {k: sum(v) / len(v) for k, v in sums.items()}
 
 
+def _cell(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return str(v) if isinstance(v, int) else f"{v:.4f}"
+
+
 def markdown(rows: dict[str, dict[str, float]], columns: list[str], title: str) -> str:
     lines = [f"### {title}", "", "| method | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for name, vals in rows.items():
-        cells = [f"{vals[c]:.4f}" if c in vals and not math.isnan(vals[c]) else "-" for c in columns]
+        cells = [_cell(vals.get(c)) for c in columns]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
