@@ -234,3 +234,15 @@ def test_shipped_weights_on_a_tno_pair():
     f = fused.flatten()
     for src in (p.ir.flatten(), p.vis.flatten()):
         assert float(torch.corrcoef(torch.stack((f, src)))[0, 1]) > 0.2
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer", "instance"])
+def test_injection_norms_and_backbone_options(norm):
+    model = tiny(injection_norm=norm, norm="batch", deep_from_shallow=False).train()
+    ir, vis = pair(2, 12, 16)
+    fused, maps = model(ir, vis, return_maps=True)
+    assert fused.shape == maps["foreground"].shape == (2, 1, 12, 16)
+    with pytest.raises(ValueError, match="norm"):
+        tiny(injection_norm="group")
+    with pytest.raises(ValueError, match="norm"):
+        tiny(norm="group")

@@ -360,16 +360,18 @@ class SemanticInjection(nn.Module):
     resolution of S and upsampled bilinearly to F's (cheaper than upsampling S first; the paper
     does not say). ``gamma`` is parametrised as ``1 + Conv_gamma(...)`` so that at initialisation
     the module passes the normalised features through. Norm has no affine parameters (they are
-    what gamma and beta provide); its kind is a choice: per-pixel channel LayerNorm by default.
+    what gamma and beta provide); its kind is a choice: BatchNorm by default (as in SPADE; it
+    keeps each pixel's contrast to the others, which a per-pixel LayerNorm would remove, and it
+    does not depend on the image size at inference, unlike InstanceNorm).
 
     Args:
         channels: channels of F.
         semantic_channels: channels of S.
         hidden: width of the shared convolution.
-        norm: "layer", "batch" (no affine) or "instance".
+        norm: "batch" (no affine), "layer" or "instance".
     """
 
-    def __init__(self, channels: int, semantic_channels: int, hidden: int = 32, norm: str = "layer") -> None:
+    def __init__(self, channels: int, semantic_channels: int, hidden: int = 32, norm: str = "batch") -> None:
         super().__init__()
         if norm == "layer":
             self.norm: nn.Module = LayerNorm2d(channels, affine=False)
@@ -458,7 +460,7 @@ class FGFusion(FusionModel):
         injection_hidden: hidden width of the SIM convolution; defaults to ``deep_dim // 2``.
         head_hidden: hidden width of the foreground head; defaults to ``deep_dim // 2``.
         norm: normalisation in the residual blocks ("none", "batch" as in ResNet, "layer").
-        injection_norm: Norm of eq. (4): "layer", "batch" or "instance".
+        injection_norm: Norm of eq. (4): "batch", "layer" or "instance".
         deep_from_shallow: see :class:`Backbone`.
         extraction: keep the foreground extraction branch (False = Table 5 "w/o Ex": no DFEB,
             SEM, SIM or head; the fusion features go straight to the RFM).
@@ -484,7 +486,7 @@ class FGFusion(FusionModel):
         injection_hidden: int | None = None,
         head_hidden: int | None = None,
         norm: str = "none",
-        injection_norm: str = "layer",
+        injection_norm: str = "batch",
         deep_from_shallow: bool = True,
         extraction: bool = True,
         interaction: bool = True,
