@@ -246,3 +246,18 @@ def test_shipped_weights_fuse_a_real_pair():
     assert fused.shape == ir.shape
     assert 0.05 < float(maps["alpha"].mean()) < 0.95
     assert float(fused.std()) > 0.01
+
+
+def test_fuse_save_maps_writes_attention_and_alpha(tmp_path):
+    from ivfuse.api import fuse
+    from ivfuse.io import read_array
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    ir = rng.integers(0, 256, size=(21, 30), dtype=np.uint8)
+    vis = rng.integers(0, 256, size=(21, 30), dtype=np.uint8)
+    out = tmp_path / "fused.png"
+    fuse(ir, vis, model=tiny(), output=out, save_maps=True, device="cpu")
+    for name in ("fused", "fused_attention", "fused_alpha"):
+        arr = read_array(tmp_path / f"{name}.png")
+        assert arr.shape[:2] == (21, 30)
