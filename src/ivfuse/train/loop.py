@@ -305,9 +305,12 @@ def train(
         FloatingPointError: the loss became NaN or infinite.
     """
     ctx = init_distributed(cfg.device)
+    threads = torch.get_num_threads()
     try:
         return _train(cfg, Path(out_dir), resume, progress, interrupt_at, ctx, model)
     finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)  # cfg.threads applies to the run only
         shutdown_distributed(ctx)
 
 
@@ -453,7 +456,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, interr
                 if not torch.isfinite(loss):
                     shown = {k: round(_scalar(v), 5) for k, v in terms.items()}
                     raise FloatingPointError(
-                        f"loss is {float(loss)} at step {step} (stage '{stage.name}', terms {shown}); "
+                        f"loss is {float(loss.detach())} at step {step} (stage '{stage.name}', terms {shown}); "
                         "lower the learning rate or check the data"
                     )
                 if scaler is not None:
