@@ -247,7 +247,9 @@ class TrainConfig:
         val_max_pairs: validate on at most this many pairs (sorted by name).
         val_metrics: :func:`ivfuse.metrics.evaluate` metric names; missing or failing ones are
             skipped.
-        find_unused_parameters: passed to DDP (for models whose forward skips modules).
+        find_unused_parameters: passed to DDP. True by default because models often return maps
+            (or skip modules) that a loss does not use, which DDP otherwise rejects; set False for
+            speed when every trainable parameter gets a gradient at every step.
         description: free text copied into the weight card.
     """
 
@@ -268,7 +270,7 @@ class TrainConfig:
     val_every: int = 0
     val_max_pairs: int = 8
     val_metrics: list = field(default_factory=lambda: ["EN", "SD", "SF", "AG", "Qabf", "SSIM"])
-    find_unused_parameters: bool = False
+    find_unused_parameters: bool = True
     description: str = ""
 
 
