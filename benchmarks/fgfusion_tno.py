@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--json", type=Path, default=None, help="write all results here")
+    ap.add_argument("--baselines-cache", type=Path, default=None,
+                    help="JSON of baseline results: read if it exists, else computed and written")
     ap.add_argument("--card", type=Path, default=None, help="merge params/GFLOPs/latency/metrics into this card")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -100,12 +102,22 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.threads} threads (median), {cpu:.3f} s of CPU time", flush=True)
 
     results: dict[str, dict] = {}
-    names = [args.model] + ([] if args.no_baselines else BASELINES)
-    for name in names:
-        model = net if name == args.model else create_model(name)
-        metrics, sec = score_method(model, pairs)
-        results[name] = {"metrics": metrics, "seconds_per_pair": sec}
-        print(f"  {name}: done ({sec:.2f} s/pair)", flush=True)
+    metrics, sec = score_method(net, pairs)
+    results[args.model] = {"metrics": metrics, "seconds_per_pair": sec}
+    print(f"  {args.model}: done ({sec:.2f} s/pair)", flush=True)
+    if not args.no_baselines:
+        cache = args.baselines_cache
+        if cache is not None and cache.is_file():
+            results.update(json.loads(cache.read_text()))
+        else:
+            base = {}
+            for name in BASELINES:
+                metrics, sec = score_method(create_model(name), pairs)
+                base[name] = {"metrics": metrics, "seconds_per_pair": sec}
+                print(f"  {name}: done ({sec:.2f} s/pair)", flush=True)
+            results.update(base)
+            if cache is not None:
+                cache.write_text(json.dumps(base, indent=2))
     for conv in CONVENTIONS:
         print(f"\nTNO, {len(pairs)} pairs, convention {conv} (means):\n" + markdown(results, conv))
 

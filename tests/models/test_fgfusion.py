@@ -246,3 +246,19 @@ def test_injection_norms_and_backbone_options(norm):
         tiny(injection_norm="group")
     with pytest.raises(ValueError, match="norm"):
         tiny(norm="group")
+
+
+def test_loss_matches_the_engines_generic_fusion_loss():
+    """Eq. (8) as the engine's FusionLoss expresses it (docs/training.md) gives the same number."""
+    from ivfuse.losses import FusionLoss
+
+    mask = torch.zeros(2, 1, 20, 20)
+    mask[0, :, 3:9, 5:15] = 1
+    ir, vis = pair(2, 20, 20, seed=5)
+    batch = {"ir": ir, "vis": vis, "mask": mask, "roi": mask}
+    fused = torch.rand(2, 1, 20, 20, generator=torch.Generator().manual_seed(6))
+    maps = {"foreground": torch.rand(2, 1, 20, 20, generator=torch.Generator().manual_seed(7))}
+    ours, _ = FGFusionLoss()(fused, maps, batch)
+    generic, _ = FusionLoss(structure="ncc", ssim=1, intensity_mode="select", intensity=10, gradient=10, bce=5,
+                            mask_weight=3)(fused, maps, batch)
+    assert torch.allclose(ours, generic, rtol=1e-5)
