@@ -8,6 +8,8 @@ import numpy as np
 
 __all__ = ["to_float255"]
 
+_SNAP = 1e-4  # in 0..255 units
+
 
 def _read_with_pillow(path: Path) -> np.ndarray:
     """Fallback reader for when ``ivfuse.io`` is unavailable: 8/16-bit gray or RGB via Pillow."""
@@ -63,6 +65,11 @@ def _scale(arr: np.ndarray, role: str) -> np.ndarray:
         out = arr.astype(np.float64) * 255.0
         if not np.all(np.isfinite(out)):
             raise ValueError(f"{role}: image contains NaN or infinite values")
+        # float32 cannot hold k / 255 exactly; snap values within 1e-4 of a gray level back to it so
+        # that an 8-bit image passed as floats bins and ties (Qabf) exactly like the 8-bit image.
+        levels = np.round(out)
+        near = np.abs(out - levels) < _SNAP
+        out[near] = levels[near]
         return out
     raise ValueError(f"{role}: unsupported dtype {arr.dtype}")
 
@@ -74,7 +81,8 @@ def to_float255(img, role: str) -> np.ndarray:
         img: numpy array (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) (alpha dropped); a torch
             tensor (H, W), (1, H, W), (3, H, W) or (1, C, H, W) with C in {1, 3}; or a path.
             Integer arrays are scaled by their range (uint8 as is, uint16 / 257); float arrays
-            and tensors are taken as [0, 1] and multiplied by 255 (values outside are kept).
+            and tensors are taken as [0, 1] and multiplied by 255 (values outside are kept;
+            values within 1e-4 of an integer become that integer, undoing float32 rounding).
         role: ``"fused"``, ``"ir"`` or ``"vis"``, for error messages.
 
     Returns:
