@@ -79,7 +79,7 @@ def test_validation_rows(pair_dir, tmp_path):
                        val_metrics=["EN", "SD", "NOT_A_METRIC"])
     res = train(cfg, tmp_path / "run", progress=False)
     val = _rows(tmp_path / "run", "val")
-    assert [r["step"] for r in val] == [2, 4]
+    assert [r["step"] for r in val] == [0, 2, 4]  # the untrained baseline first
     assert "val_loss" in val[0] and "NOT_A_METRIC" not in val[0]
     if "EN" in val[0]:  # ivfuse.metrics present
         assert 0 < val[0]["EN"] <= 8

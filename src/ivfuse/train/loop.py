@@ -413,6 +413,13 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, interr
     history: list[dict] = []
     last_val: dict[str, float] = {}
     skipped_metrics: set[str] = set()
+    if val_ds is not None and cfg.val_every > 0 and step == 0 and ctx.is_main:  # the untrained baseline
+        first = plans[0].stage
+        crit0 = build_loss(first.loss if first.loss is not None else cfg.loss).to(device)
+        if callable(getattr(model, "set_stage", None)):
+            model.set_stage(first.name)
+        base = validate(model, val_ds, crit0, device, cfg.val_metrics, amp_dtype, skipped_metrics)
+        log.write({"kind": "val", "step": 0, **{k: round(v, 6) for k, v in base.items()}})
     ddp_model: nn.Module = model
     try:
         for plan in plans:
