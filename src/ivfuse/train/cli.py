@@ -132,6 +132,14 @@ def resolve_config(args):
             setattr(cfg, key, getattr(args, opt))
     if args.set:
         cfg = apply_dotted(cfg, args.set)
+    # absolute paths, so that `--resume` works from any working directory
+    for obj, key in ((cfg.data, "path"), (cfg.data, "ir_dir"), (cfg.data, "vis_dir"), (cfg, "val_path")):
+        if getattr(obj, key):
+            setattr(obj, key, str(Path(getattr(obj, key)).expanduser().resolve()))
+    for key in ("boxes", "masks"):
+        val = getattr(cfg.data, key)
+        if val and val != "auto":
+            setattr(cfg.data, key, str(Path(val).expanduser().resolve()))
     if not (cfg.data.path or (cfg.data.ir_dir and cfg.data.vis_dir)):
         raise ValueError("no training data: give --data DIR (or --ir DIR --vis DIR, or data.path in --config)")
     return cfg
