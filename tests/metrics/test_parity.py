@@ -10,7 +10,10 @@ absolute floor is needed. Skipped when ../shared is absent (a fresh clone).
 from __future__ import annotations
 
 import csv
+import multiprocessing
+import os
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -49,17 +52,32 @@ def _read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def _score_table(rows, metrics, convention, sources, fused_path) -> list[tuple[dict, dict]]:
-    """(reference row, our scores) per row; one evaluator per source pair shares the source work."""
+def _score_group(job: tuple) -> list[dict]:
+    """Scores of the fused images of one source pair; one evaluator shares the source-side work."""
+    ir_path, vis_path, fused_paths, metrics, convention = job
+    evaluator = FusionEvaluator(_load(ir_path), _load(vis_path), metrics=metrics, convention=convention)
+    return [evaluator(_load(p)) for p in fused_paths]
+
+
+@pytest.fixture(scope="module")
+def pool():
+    """Up to two worker processes (IVFUSE_TEST_WORKERS overrides); None means score in this process."""
+    workers = int(os.environ.get("IVFUSE_TEST_WORKERS", min(2, os.cpu_count() or 1)))
+    if workers < 2:
+        yield None
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as executor:
+        yield executor
+
+
+def _score_table(pool, rows, metrics, convention, sources, fused_path) -> list[tuple[dict, dict]]:
+    """(reference row, our scores) per row, source pairs scored in parallel when a pool is given."""
     by_image = defaultdict(list)
     for row in rows:
         by_image[row["image"]].append(row)
-    out = []
-    for image, image_rows in by_image.items():
-        ir_path, vis_path = sources(image)
-        evaluator = FusionEvaluator(_load(ir_path), _load(vis_path), metrics=metrics, convention=convention)
-        out.extend((row, evaluator(_load(fused_path(row)))) for row in image_rows)
-    return out
+    jobs = [(*sources(image), [fused_path(r) for r in image_rows], metrics, convention) for image, image_rows in by_image.items()]
+    results = pool.map(_score_group, jobs) if pool is not None else map(_score_group, jobs)
+    return [pair for image_rows, scores in zip(by_image.values(), results) for pair in zip(image_rows, scores)]
 
 
 def _require(path: Path) -> None:
@@ -68,11 +86,12 @@ def _require(path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def vifb_scores():
+def vifb_scores(pool):
     table = PARITY / "vifb" / "values.csv"
     _require(table)
     root = PARITY / "vifb"
     return _score_table(
+        pool,
         _read_rows(table),
         list(VIFB_COLUMNS.values()),
         "vifb",
@@ -82,11 +101,12 @@ def vifb_scores():
 
 
 @pytest.fixture(scope="module")
-def cddfuse_scores():
+def cddfuse_scores(pool):
     table = PARITY / "vifb" / "values_cddfuse_evaluator.csv"
     _require(table)
     root = PARITY / "vifb"
     return _score_table(
+        pool,
         _read_rows(table),
         CDDFUSE_COLUMNS,
         "cddfuse",
@@ -96,11 +116,12 @@ def cddfuse_scores():
 
 
 @pytest.fixture(scope="module")
-def tang_scores():
+def tang_scores(pool):
     table = PARITY / "tang" / "values.csv"
     _require(table)
     root = PARITY / "tang"
     return _score_table(
+        pool,
         _read_rows(table),
         list(TANG_TOLERANCES),
         "tang",

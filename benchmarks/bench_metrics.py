@@ -1,0 +1,98 @@
+"""Time the metric suite on one 640x480 triple, single-threaded.
+
+For each convention this scores a synthetic 640x480 (fused, ir, vis) triple with every metric
+ivfuse computes (ROI-SSIM with one box included) and prints a table: the time of one
+``evaluate`` call for the convention's reference table and for all metrics, the same with a
+``FusionEvaluator`` whose source-side work is already done (the cost per extra method when
+many methods are compared on one pair), and the time of each metric alone. ``vifb`` is timed on
+a colour fused image (scored per RGB channel, three times the work) and on a gray one.
+
+    python benchmarks/bench_metrics.py [--repeat 5] [--size 640x480]
+
+Threads are pinned to one (BLAS/OpenMP environment variables, ``torch.set_num_threads(1)``,
+``scipy.fft`` with ``workers=1``); times are the best of ``--repeat`` runs in CPU seconds of
+this process (``time.process_time``), which other processes on the machine inflate less than
+wall time.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+try:
+    import torch  # noqa: E402
+
+    torch.set_num_threads(1)
+except ImportError:  # torch is not needed by the metrics
+    pass
+
+from ivfuse.metrics import FusionEvaluator, evaluate, list_metrics  # noqa: E402
+
+
+def synthetic_triple(h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A smooth scene with edges and noise: colour fused and visible (h, w, 3), gray infrared (h, w), uint8."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    base = 90 + 60 * np.sin(x / 37.0) * np.cos(y / 23.0)
+    base[h // 4 : h // 2, w // 3 : w // 2] += 70
+    ir = np.clip(base + 40 * (np.hypot(x - w / 2, y - h / 2) < h / 6) + rng.normal(0, 8, (h, w)), 0, 255)
+    tint = np.array([1.05, 1.0, 0.9])
+    vis = np.clip((255 - base)[..., None] * tint + rng.normal(0, 5, (h, w, 3)), 0, 255)
+    fused = np.clip(0.5 * ir[..., None] + 0.5 * vis + rng.normal(0, 3, (h, w, 3)), 0, 255)
+    return fused.astype(np.uint8), ir.astype(np.uint8), vis.astype(np.uint8)
+
+
+def best_time(fn, repeat: int) -> float:
+    """Best CPU time of ``repeat`` calls, in seconds."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.process_time()
+        fn()
+        best = min(best, time.process_time() - start)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--size", default="640x480", help="WxH")
+    args = parser.parse_args()
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    fused, ir, vis = synthetic_triple(h, w)
+    roi = [(w // 4, h // 4, w // 2, h // 2)]
+    everything = list_metrics()
+
+    cases = [("vifb", "colour", fused), ("vifb", "gray", fused[..., 1]), ("cddfuse", "colour", fused), ("tang", "colour", fused)]
+    print(f"metric suite on one {w}x{h} triple, 1 thread, best of {args.repeat} (CPU ms)\n")
+    header = f"{'convention':10s} {'fused':6s} {'table':>8s} {'all':>8s} {'all, sources cached':>20s}"
+    print(header)
+    print("-" * len(header))
+    per_metric = {}
+    for convention, kind, f in cases:
+        table = best_time(lambda: evaluate(f, ir, vis, convention=convention), args.repeat)
+        full = best_time(lambda: evaluate(f, ir, vis, metrics=everything, convention=convention, roi=roi), args.repeat)
+        evaluator = FusionEvaluator(ir, vis, metrics=everything, convention=convention, roi=roi)
+        evaluator(f)
+        amortised = best_time(lambda: evaluator(f), args.repeat)
+        print(f"{convention:10s} {kind:6s} {table * 1e3:8.1f} {full * 1e3:8.1f} {amortised * 1e3:20.1f}")
+        per_metric[(convention, kind)] = {
+            m: best_time(lambda: evaluate(f, ir, vis, metrics=[m], convention=convention, roi=roi), args.repeat)
+            for m in everything
+        }
+    print("\neach metric alone (CPU ms, input conversion included)\n")
+    cols = list(per_metric)
+    print(f"{'metric':9s}" + "".join(f"{c + '/' + k:>15s}" for c, k in cols))
+    for m in everything:
+        print(f"{m:9s}" + "".join(f"{per_metric[c][m] * 1e3:15.1f}" for c in cols))
+
+
+if __name__ == "__main__":
+    main()
