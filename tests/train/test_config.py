@@ -135,5 +135,8 @@ def test_scale_to_steps():
     out = scale_to_steps(cfg, 200)
     assert [s.length for s in out.stages] == [150, 50] and all(s.unit == "steps" for s in out.stages)
     assert out.stages[0].schedule.step_size == 40
+    for n in (2, 3, 7, 101):
+        assert sum(s.length for s in scale_to_steps(cfg, n).stages) == n
+    assert [s.length for s in scale_to_steps(cfg, 2).stages] == [1, 1]
     with pytest.raises(ValueError):
         scale_to_steps(cfg, 1)

@@ -72,8 +72,12 @@ def scale_to_steps(cfg, total_steps: int):
     cfg = copy.deepcopy(cfg)
     old = [max(1, int(s.length)) for s in cfg.stages]
     weights = [o / sum(old) for o in old]
-    new = [max(1, round(w * total_steps)) for w in weights]
-    new[-1] = max(1, total_steps - sum(new[:-1]))
+    new = [max(1, int(w * total_steps)) for w in weights]
+    while sum(new) < total_steps:  # largest remainder first
+        i = max(range(len(new)), key=lambda j: weights[j] * total_steps - new[j])
+        new[i] += 1
+    while sum(new) > total_steps:  # the 1-step floors overshot: take from the longest
+        new[max(range(len(new)), key=lambda j: new[j])] -= 1
     for st, o, n in zip(cfg.stages, old, new):
         f = n / o
         st.length, st.unit = n, "steps"
