@@ -93,9 +93,9 @@ def test_frozen_parameters_do_not_change_trainable_ones_do(pair_dir, tmp_path):
     cfg.stages = [Stage("only_head", 4, train=["head"], optimizer=OptimizerConfig(lr=1e-2))]
     res = train(cfg, tmp_path / "run", progress=False, model=model)
     after = res.model.state_dict()
-    for k in init:
+    for k, v in init.items():
         if k.startswith("encoder"):  # weights and batch-norm statistics alike
-            assert torch.equal(init[k], after[k]), k
+            assert torch.equal(v, after[k]), k
     assert not torch.equal(init["head.weight"], after["head.weight"])
     assert model.modes and not any(model.modes)  # the frozen encoder ran in eval mode throughout
     assert model.stages == ["only_head"]

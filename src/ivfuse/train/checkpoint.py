@@ -27,14 +27,14 @@ import torch
 from torch import nn
 
 __all__ = [
-    "optimizer_state_to_flat",
-    "optimizer_state_from_flat",
-    "rng_state_to_flat",
-    "set_rng_state_from_flat",
-    "save_checkpoint",
-    "load_checkpoint_dir",
     "latest_checkpoint",
     "list_checkpoints",
+    "load_checkpoint_dir",
+    "optimizer_state_from_flat",
+    "optimizer_state_to_flat",
+    "rng_state_to_flat",
+    "save_checkpoint",
+    "set_rng_state_from_flat",
 ]
 
 _FORMAT = 1

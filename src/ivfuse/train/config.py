@@ -40,19 +40,19 @@ from pathlib import Path
 from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
 
 __all__ = [
-    "PseudoLabelConfig",
+    "ConfigError",
     "DataConfig",
     "LossSpec",
     "OptimizerConfig",
+    "PseudoLabelConfig",
     "ScheduleConfig",
     "Stage",
     "TrainConfig",
-    "ConfigError",
-    "apply_overrides",
     "apply_dotted",
-    "load_toml",
-    "config_to_dict",
+    "apply_overrides",
     "config_from_dict",
+    "config_to_dict",
+    "load_toml",
 ]
 
 

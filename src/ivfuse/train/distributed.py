@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistContext", "init_distributed", "shutdown_distributed", "all_reduce_mean", "barrier"]
+__all__ = ["DistContext", "all_reduce_mean", "barrier", "init_distributed", "shutdown_distributed"]
 
 
 @dataclass

@@ -44,7 +44,7 @@ from .config import TrainConfig, config_from_dict, config_to_dict
 from .distributed import DistContext, all_reduce_mean, init_distributed, shutdown_distributed
 from .stages import apply_stage, build_optimizer, lr_at, plan_stages
 
-__all__ = ["TrainResult", "train", "validate", "step_seed", "RunExistsError"]
+__all__ = ["RunExistsError", "TrainResult", "step_seed", "train", "validate"]
 
 
 class RunExistsError(ValueError):

@@ -39,12 +39,12 @@ from .config import DataConfig, LossSpec, OptimizerConfig, ScheduleConfig, Stage
 __all__ = [
     "PRESETS",
     "RecipeEntry",
-    "register_recipe",
+    "base_config",
+    "default_recipe",
     "get_recipe",
     "list_recipes",
     "make_config",
-    "base_config",
-    "default_recipe",
+    "register_recipe",
 ]
 
 PRESETS = ("paper", "cpu")

@@ -19,12 +19,12 @@ from .config import OptimizerConfig, ScheduleConfig, Stage
 
 __all__ = [
     "StagePlan",
-    "plan_stages",
-    "select_parameters",
     "apply_stage",
-    "set_train_modes",
     "build_optimizer",
     "lr_at",
+    "plan_stages",
+    "select_parameters",
+    "set_train_modes",
 ]
 
 
