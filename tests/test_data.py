@@ -248,6 +248,17 @@ def test_sampler_shards_and_resume_offset(tmp_path):
     assert list(shards[0]) == items[0][2:] and len(shards[0]) == 2
 
 
+def test_uncached_equals_cached(tmp_path):
+    root = make_dataset(tmp_path / "d", boxes="coco", masks=True)
+    a = PairedDataset(root, _cfg(cache="yes"))
+    b = PairedDataset(root, _cfg(cache="no"))
+    assert len(a._cache) == len(a) and not b._cache
+    for key in ((0, 1), (3, 77)):
+        sa, sb = a[key], b[key]
+        for k in ("ir", "vis", "roi", "mask", "boxes"):
+            assert torch.equal(sa[k], sb[k]), k
+
+
 def test_batch_dict_contract(tmp_path):
     ds = PairedDataset(make_dataset(tmp_path / "d", boxes="yolo", vis_rgb=True), _cfg())
     batch = collate_pairs([ds[(0, 1)], ds[(2, 2)]])

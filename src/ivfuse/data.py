@@ -555,6 +555,7 @@ class PairedDataset(Dataset):
             raise DatasetError(f"crop must be >= 1, got {self.crop}")
         self._cache: dict[int, _Item] = {}
         self._cache_enabled = self.cfg.cache == "yes"
+        self._labels: dict[int, tuple] = {}  # labels are always kept: pseudo-labels cost more than decoding
         self._check(progress)
 
     # ---------------------------------------------------------------------------- loading
@@ -564,6 +565,16 @@ class PairedDataset(Dataset):
         pair = load_pair(pp.ir, pp.vis, resize=self.cfg.resize, name=pp.name)
         ir, vis = pair.ir[0, 0].contiguous(), pair.vis[0, 0].contiguous()
         h, w = vis.shape
+        labels = self._labels.get(i)
+        if labels is None:
+            labels = self._labels[i] = self._make_labels(pp, ir, h, w)
+        boxes, has_boxes, bits, has_mask = labels
+        mask = np.unpackbits(bits, count=h * w).reshape(h, w).astype(bool)
+        roi = boxes_to_mask(boxes, h, w)
+        return _Item(ir, vis, torch.from_numpy(roi), torch.from_numpy(mask), boxes, has_boxes, has_mask)
+
+    def _make_labels(self, pp: PairPaths, ir: torch.Tensor, h: int, w: int) -> tuple[np.ndarray, bool, np.ndarray, bool]:
+        """(boxes, has_boxes, packed mask bits, has_mask) of a pair; kept for the whole run (about H*W/4 bytes)."""
         pcfg = self.cfg.pseudo
         boxes, has_boxes = _empty_boxes(), False
         if pcfg.mode != "always" and self.labels.box_format:
@@ -587,8 +598,7 @@ class PairedDataset(Dataset):
                 mask = p_mask
         if mask is None:
             mask = np.zeros((h, w), dtype=bool)
-        roi = boxes_to_mask(boxes, h, w)
-        return _Item(ir, vis, torch.from_numpy(roi), torch.from_numpy(np.ascontiguousarray(mask)), boxes, has_boxes, has_mask)
+        return boxes, has_boxes, np.packbits(mask.ravel()), has_mask
 
     def _read_boxes(self, name: str, width: int, height: int) -> tuple[np.ndarray, bool]:
         fmt, path = self.labels.box_format, self.labels.box_path
@@ -663,14 +673,13 @@ class PairedDataset(Dataset):
 
     def summary(self) -> str:
         n_box = n_mask = 0
-        for i in range(len(self)):
-            if i in self._cache:
-                n_box += self._cache[i].has_boxes
-                n_mask += self._cache[i].has_mask
+        for lab in self._labels.values():
+            n_box += lab[1]
+            n_mask += lab[3]
         lab = self.labels.describe()
         cached = "cached in memory" if self._cache_enabled else "read on demand"
         extra = f", {len(self.scan.unmatched)} files without partner ignored" if self.scan.unmatched else ""
-        annotated = f" ({n_box} with boxes, {n_mask} with masks)" if self._cache_enabled else ""
+        annotated = f" ({n_box} with boxes, {n_mask} with masks)"
         return f"{len(self)} pairs from {self.scan.ir_dir.parent} ({cached}{extra}); {lab}{annotated}"
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:

@@ -115,6 +115,8 @@ class DataConfig:
         resize: resample infrared onto the visible grid when sizes differ (otherwise the dataset
             check fails on such pairs).
         cache: keep decoded pairs in memory: "auto" (if they fit in ``cache_mb``), "yes", "no".
+            Labels (boxes, bit-packed masks, pseudo-labels) are kept in any case, about H*W/4
+            bytes per pair.
         cache_mb: memory budget of the "auto" cache.
         workers: DataLoader worker processes (0: load in the main process).
         pseudo: how pseudo-labels are made.
