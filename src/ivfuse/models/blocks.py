@@ -16,11 +16,11 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "ChannelLayerNorm",
-    "MDTA",
     "GDFN",
-    "RestormerBlock",
+    "MDTA",
     "ChannelAttention",
+    "ChannelLayerNorm",
+    "RestormerBlock",
     "SpatialAttention",
     "match_memory_format",
 ]
@@ -111,7 +111,7 @@ class GDFN(nn.Module):
 
     def __init__(self, dim: int, expansion: float = 2.0, bias: bool = False) -> None:
         super().__init__()
-        hidden = max(1, int(round(dim * expansion)))
+        hidden = max(1, round(dim * expansion))
         self.proj_in = nn.Conv2d(dim, 2 * hidden, 1, bias=bias)
         self.dw = nn.Conv2d(2 * hidden, 2 * hidden, 3, padding=1, groups=2 * hidden, bias=bias)
         self.proj_out = nn.Conv2d(hidden, dim, 1, bias=bias)

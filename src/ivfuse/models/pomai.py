@@ -27,16 +27,16 @@ from .blocks import ChannelAttention, ChannelLayerNorm, RestormerBlock, SpatialA
 from .registry import register_model
 
 __all__ = [
+    "CAMN",
+    "MICM",
+    "NGMM",
+    "STAGES",
+    "Decoder",
+    "PoMAI",
+    "SharedEncoder",
     "lsh_buckets",
     "sort_by_bucket",
     "unsort",
-    "SharedEncoder",
-    "NGMM",
-    "CAMN",
-    "MICM",
-    "Decoder",
-    "PoMAI",
-    "STAGES",
 ]
 
 #: stage names understood by :meth:`PoMAI.set_stage`.
@@ -301,7 +301,7 @@ class CAMN(nn.Module):
     ) -> None:
         super().__init__()
         act = nn.GELU if activation else nn.Identity
-        hidden = max(1, int(round(dim * ccb_expansion)))
+        hidden = max(1, round(dim * ccb_expansion))
         self.scb = nn.Sequential(  # eq. 4
             nn.Conv2d(dim, dim, 1),
             act(),
@@ -472,7 +472,7 @@ class PoMAI(FusionModel):
 @register_model(name="pomai")
 def pomai(**kwargs) -> PoMAI:
     """PoMAI at paper size (widths chosen: C=64, 8 heads, K=144, 4 hash rounds; the paper gives none)."""
-    cfg = dict(dim=64, encoder_blocks=4, decoder_blocks=4, num_heads=8, group_size=144, n_hashes=4)
+    cfg = {"dim": 64, "encoder_blocks": 4, "decoder_blocks": 4, "num_heads": 8, "group_size": 144, "n_hashes": 4}
     cfg.update(kwargs)
     return PoMAI(**cfg)
 
@@ -480,9 +480,9 @@ def pomai(**kwargs) -> PoMAI:
 @register_model(name="pomai_cpu")
 def pomai_cpu(**kwargs) -> PoMAI:
     """PoMAI small CPU variant (C=16 on 2x2-folded pixels, 2+2 Restormer blocks, K=64, one hash round)."""
-    cfg = dict(
-        dim=16, encoder_blocks=2, decoder_blocks=2, num_heads=2, ffn_expansion=2.0, group_size=64, n_hashes=1, stride=2
-    )
+    cfg = {
+        "dim": 16, "encoder_blocks": 2, "decoder_blocks": 2, "num_heads": 2, "ffn_expansion": 2.0, "group_size": 64, "n_hashes": 1, "stride": 2
+    }
     cfg.update(kwargs)
     return PoMAI(**cfg)
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 from .config import DataConfig, LossSpec, OptimizerConfig, ScheduleConfig, Stage, TrainConfig
 from .recipes import base_config, make_config, register_recipe
 
-__all__ = ["PAPER_LOSS", "CPU_STEPS", "ABLATIONS", "pomai_recipe", "ablation_config", "two_stages"]
+__all__ = ["ABLATIONS", "CPU_STEPS", "PAPER_LOSS", "ablation_config", "pomai_recipe", "two_stages"]
 
 #: eq. 14 weights (alpha_1..alpha_4 = 5, 1, 1, 10; Section 4.1).
 PAPER_LOSS = {"ssim": 5.0, "mse": 1.0, "intensity": 1.0, "gradient": 10.0}
