@@ -32,11 +32,15 @@ _VIF_EPS = 1e-10
 _VIF_WINDOWS = [matlab_gaussian_1d(2 ** (5 - s) + 1, (2 ** (5 - s) + 1) / 5.0) for s in range(1, 5)]
 
 
-def _vif_pyramid(img: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per-image VIFp features: for each scale, the image level, its local mean and variance.
+def _vif_pyramid(img: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]]:
+    """Per-image VIFp features, one tuple per scale.
 
-    Level s > 1 is level s - 1 filtered 'valid' with the window of scale s and subsampled by 2.
-    Scales whose level is smaller than the window contribute nothing (MATLAB's empty 'valid').
+    Each tuple holds the image level, its local mean, its local variance (clamped at 0), the
+    mask of flat pixels (variance < eps) and the scale's denominator term
+    ``sum log10(1 + var / sigma_nsq)`` with flat pixels counted as 0 (used when the image is the
+    reference). Level s > 1 is level s - 1 filtered 'valid' with the window of scale s and
+    subsampled by 2; scales whose level is smaller than the window contribute nothing (MATLAB's
+    empty 'valid' result).
     """
     features = []
     level = img
@@ -48,9 +52,12 @@ def _vif_pyramid(img: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarr
         if min(level.shape) < len(win):
             break
         mu = separable_valid(level, win)
-        var = separable_valid(level * level, win) - mu * mu
+        var = separable_valid(level * level, win)
+        var -= mu * mu
         np.maximum(var, 0.0, out=var)
-        features.append((level, mu, var))
+        flat = var < _VIF_EPS
+        den = float(np.sum(np.log10(1.0 + np.where(flat, 0.0, var) / _VIF_SIGMA_NSQ)))
+        features.append((level, mu, var, flat, den))
     return features
 
 
@@ -59,35 +66,37 @@ def _vifp_terms(refs: list[np.ndarray], dist: np.ndarray, memo: Memo | None = No
 
     Pixel-domain multi-scale VIF (Sheikh and Bovik): 4 scales, window ``N = 2^(5 - s) + 1`` with
     a MATLAB Gaussian of sigma ``N / 5``, 'valid' filtering, subsampling by 2 between scales.
+    Per pixel: ``g = sigma12 / sigma1^2``, ``sv^2 = sigma2^2 - g sigma12``, with the reference's
+    special cases (flat reference: g = 0, sv^2 = sigma2^2; flat distorted image: g = 0, sv^2 = 0;
+    g < 0: g = 0, sv^2 = sigma2^2; sv^2 >= eps), and the numerator sums
+    ``log10(1 + g^2 sigma1^2 / (sv^2 + sigma_nsq))``.
     """
     dist_pyr = cached(memo, ("vif",), dist, _vif_pyramid)
     terms = []
     for ref in refs:
         ref_pyr = cached(memo, ("vif",), ref, _vif_pyramid)
         num = den = 0.0
-        for win, (ref_l, mu1, s1), (dist_l, mu2, sigma2_sq) in zip(_VIF_WINDOWS, ref_pyr, dist_pyr):
+        for win, (ref_l, mu1, var1, flat1, den1), (dist_l, mu2, var2, flat2, _) in zip(_VIF_WINDOWS, ref_pyr, dist_pyr):
             sigma12 = separable_valid(ref_l * dist_l, win)
             sigma12 -= mu1 * mu2
-            sigma1_sq = s1.copy()
-            g = sigma12 / (sigma1_sq + _VIF_EPS)
-            sv_sq = sigma2_sq - g * sigma12
-            flat_ref = sigma1_sq < _VIF_EPS
-            g[flat_ref] = 0.0
-            sv_sq[flat_ref] = sigma2_sq[flat_ref]
-            sigma1_sq[flat_ref] = 0.0
-            flat_dist = sigma2_sq < _VIF_EPS
-            g[flat_dist] = 0.0
-            sv_sq[flat_dist] = 0.0
+            g = sigma12 / (var1 + _VIF_EPS)
+            sv_sq = g * sigma12
+            np.subtract(var2, sv_sq, out=sv_sq)
+            np.copyto(g, 0.0, where=flat1)
+            np.copyto(sv_sq, var2, where=flat1)
+            np.copyto(g, 0.0, where=flat2)
+            np.copyto(sv_sq, 0.0, where=flat2)
             negative = g < 0
-            sv_sq[negative] = sigma2_sq[negative]
-            g[negative] = 0.0
-            sv_sq[sv_sq <= _VIF_EPS] = _VIF_EPS
+            np.copyto(sv_sq, var2, where=negative)
+            np.copyto(g, 0.0, where=negative)
+            np.maximum(sv_sq, _VIF_EPS, out=sv_sq)
             g *= g
-            g *= sigma1_sq
+            g *= var1  # g is 0 wherever the reference is flat
             sv_sq += _VIF_SIGMA_NSQ
             g /= sv_sq
-            num += float(np.sum(np.log10(1.0 + g)))
-            den += float(np.sum(np.log10(1.0 + sigma1_sq / _VIF_SIGMA_NSQ)))
+            g += 1.0
+            num += float(np.sum(np.log10(g, out=g)))
+            den += den1
         terms.append((num, den))
     return terms
 
