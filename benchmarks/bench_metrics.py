@@ -22,19 +22,19 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
     os.environ[_var] = "1"
 
-import argparse  # noqa: E402
-import time  # noqa: E402
+import argparse
+import time
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 try:
-    import torch  # noqa: E402
+    import torch
 
     torch.set_num_threads(1)
 except ImportError:  # torch is not needed by the metrics
     pass
 
-from ivfuse.metrics import FusionEvaluator, evaluate, list_metrics  # noqa: E402
+from ivfuse.metrics import FusionEvaluator, evaluate, list_metrics
 
 
 def synthetic_triple(h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -70,23 +70,29 @@ def main() -> None:
     roi = [(w // 4, h // 4, w // 2, h // 2)]
     everything = list_metrics()
 
-    cases = [("vifb", "colour", fused), ("vifb", "gray", fused[..., 1]), ("cddfuse", "colour", fused), ("tang", "colour", fused)]
+    cases = [
+        ("vifb", "colour", fused),
+        ("vifb", "gray", fused[..., 1]),
+        ("cddfuse", "colour", fused),
+        ("tang", "colour", fused),
+    ]
     print(f"metric suite on one {w}x{h} triple, 1 thread, best of {args.repeat} (CPU ms)\n")
     header = f"{'convention':10s} {'fused':6s} {'table':>8s} {'all':>8s} {'all, sources cached':>20s}"
     print(header)
     print("-" * len(header))
     per_metric = {}
     for convention, kind, f in cases:
-        table = best_time(lambda: evaluate(f, ir, vis, convention=convention), args.repeat)
-        full = best_time(lambda: evaluate(f, ir, vis, metrics=everything, convention=convention, roi=roi), args.repeat)
+
+        def run(names, f=f, convention=convention):
+            return evaluate(f, ir, vis, metrics=names, convention=convention, roi=roi)
+
+        table = best_time(lambda run=run, c=convention: run(list_metrics(c)), args.repeat)
+        full = best_time(lambda run=run: run(everything), args.repeat)
         evaluator = FusionEvaluator(ir, vis, metrics=everything, convention=convention, roi=roi)
         evaluator(f)
-        amortised = best_time(lambda: evaluator(f), args.repeat)
+        amortised = best_time(lambda evaluator=evaluator, f=f: evaluator(f), args.repeat)
         print(f"{convention:10s} {kind:6s} {table * 1e3:8.1f} {full * 1e3:8.1f} {amortised * 1e3:20.1f}")
-        per_metric[(convention, kind)] = {
-            m: best_time(lambda: evaluate(f, ir, vis, metrics=[m], convention=convention, roi=roi), args.repeat)
-            for m in everything
-        }
+        per_metric[(convention, kind)] = {m: best_time(lambda run=run, m=m: run([m]), args.repeat) for m in everything}
     print("\neach metric alone (CPU ms, input conversion included)\n")
     cols = list(per_metric)
     print(f"{'metric':9s}" + "".join(f"{c + '/' + k:>15s}" for c, k in cols))

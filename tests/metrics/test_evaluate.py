@@ -30,8 +30,35 @@ def test_table_order_and_directions():
 
 
 def test_convention_tables():
-    assert set(list_metrics("vifb")) == {"CE", "EN", "MI", "PSNR", "AG", "EI", "Qabf", "SD", "SF", "RMSE", "SSIM", "Qcb", "Qcv"}
-    assert set(list_metrics("cddfuse")) == {"EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "SSIM", "MSE", "CC", "PSNR"}
+    assert set(list_metrics("vifb")) == {
+        "CE",
+        "EN",
+        "MI",
+        "PSNR",
+        "AG",
+        "EI",
+        "Qabf",
+        "SD",
+        "SF",
+        "RMSE",
+        "SSIM",
+        "Qcb",
+        "Qcv",
+    }
+    assert set(list_metrics("cddfuse")) == {
+        "EN",
+        "SD",
+        "SF",
+        "AG",
+        "MI",
+        "SCD",
+        "VIF",
+        "Qabf",
+        "SSIM",
+        "MSE",
+        "CC",
+        "PSNR",
+    }
     assert "Nabf" in list_metrics("tang") and "Nabf" not in list_metrics("vifb")
     for conv in CONVENTIONS:
         names = list_metrics(conv)
@@ -93,7 +120,9 @@ def test_convention_switch_changes_exactly_the_listed_metrics(triple, rng):
 def test_gray_conversion_per_convention(colour_triple):
     fused, ir, vis = colour_triple
     f = fused.astype(np.float64)
-    matlab = np.floor(f[..., 0] * 0.298936021293775 + f[..., 1] * 0.587043074451121 + f[..., 2] * 0.114020904255103 + 0.5)
+    matlab = np.floor(
+        f[..., 0] * 0.298936021293775 + f[..., 1] * 0.587043074451121 + f[..., 2] * 0.114020904255103 + 0.5
+    )
     cv2 = np.round(f[..., 0] * 0.299 + f[..., 1] * 0.587 + f[..., 2] * 0.114)
     assert M.evaluate(fused, ir, vis, metrics=["SD"], convention="tang")["SD"] == pytest.approx(matlab.std(), rel=1e-12)
     # float32 arithmetic may move a few .5 cases; the SD barely notices.
@@ -114,7 +143,9 @@ def test_vifb_scores_a_colour_image_per_channel(colour_triple):
 def test_vifb_gray_fused_with_colour_sources_uses_matlab_rgb2gray(colour_triple):
     fused, ir, vis = colour_triple
     gray_fused = fused[..., 1]
-    vis_gray = np.floor(vis.astype(np.float64) @ np.array([0.298936021293775, 0.587043074451121, 0.114020904255103]) + 0.5)
+    vis_gray = np.floor(
+        vis.astype(np.float64) @ np.array([0.298936021293775, 0.587043074451121, 0.114020904255103]) + 0.5
+    )
     out = evaluate(gray_fused, ir, vis, metrics=["MI", "SSIM"])
     ref = evaluate(gray_fused, ir, vis_gray.astype(np.uint8), metrics=["MI", "SSIM"])
     assert out == pytest.approx(ref, rel=1e-12)
@@ -127,7 +158,9 @@ def test_dtypes_and_tensors_give_the_same_scores(colour_triple):
     fused, ir, vis = colour_triple
     names = ["EN", "SD", "MI", "SSIM", "Qabf", "MSE"]
     ref = evaluate(fused, ir, vis, metrics=names)
-    as_u16 = evaluate(fused.astype(np.uint16) * 257, ir.astype(np.uint16) * 257, vis.astype(np.uint16) * 257, metrics=names)
+    as_u16 = evaluate(
+        fused.astype(np.uint16) * 257, ir.astype(np.uint16) * 257, vis.astype(np.uint16) * 257, metrics=names
+    )
     as_float = evaluate(fused / 255.0, ir / 255.0, vis / 255.0, metrics=names)
     as_tensor = evaluate(
         torch.from_numpy(fused / 255.0).permute(2, 0, 1),
@@ -154,7 +187,7 @@ def test_paths_are_read(tmp_path, colour_triple):
 
 
 def test_fusion_evaluator_matches_evaluate_for_each_image(triple, colour_triple):
-    fused, ir, vis = triple
+    fused, ir, _ = triple
     fused_c, _, vis_c = colour_triple
     evaluator = FusionEvaluator(ir, vis_c, metrics=ALL)
     others = [fused_c, np.flipud(fused_c).copy(), fused, fused_c[..., 0]]
@@ -171,7 +204,9 @@ def test_roi_ssim_over_the_whole_image_is_ssim(triple, convention):
     out = evaluate(fused, ir, vis, metrics=["SSIM", "ROI-SSIM"], convention=convention, roi=[(0, 0, 64, 48)])
     assert out["ROI-SSIM"] == pytest.approx(out["SSIM"], rel=1e-12)
     mask = np.ones((48, 64), dtype=bool)
-    assert evaluate(fused, ir, vis, metrics=["ROI-SSIM"], convention=convention, roi=mask)["ROI-SSIM"] == pytest.approx(out["SSIM"])
+    assert evaluate(fused, ir, vis, metrics=["ROI-SSIM"], convention=convention, roi=mask)["ROI-SSIM"] == pytest.approx(
+        out["SSIM"]
+    )
 
 
 def test_roi_ssim_boxes_equal_masks_and_float_weights_are_scale_free(triple):

@@ -32,7 +32,17 @@ VIFB_COLUMNS = {
 }  # fmt: skip
 CDDFUSE_COLUMNS = ["EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "SSIM", "MSE", "CC", "PSNR"]
 # Tang's SD and VIF were computed in saturating uint8 arithmetic by an older version: not a target.
-TANG_TOLERANCES = {"EN": 1e-3, "MI": 1e-3, "AG": 1e-3, "CC": 1e-3, "SCD": 1e-3, "MSE": 1e-3, "PSNR": 1e-3, "SF": 1e-3, "Qabf": 2e-3}
+TANG_TOLERANCES = {
+    "EN": 1e-3,
+    "MI": 1e-3,
+    "AG": 1e-3,
+    "CC": 1e-3,
+    "SCD": 1e-3,
+    "MSE": 1e-3,
+    "PSNR": 1e-3,
+    "SF": 1e-3,
+    "Qabf": 2e-3,
+}
 
 # VIFB's rows for these two methods were evidently computed from other pixels than the JPEGs
 # shipped with them: metrics of the fused image alone (EN, SD, AG, EI, SF) differ by up to
@@ -75,7 +85,10 @@ def _score_table(pool, rows, metrics, convention, sources, fused_path) -> list[t
     by_image = defaultdict(list)
     for row in rows:
         by_image[row["image"]].append(row)
-    jobs = [(*sources(image), [fused_path(r) for r in image_rows], metrics, convention) for image, image_rows in by_image.items()]
+    jobs = [
+        (*sources(image), [fused_path(r) for r in image_rows], metrics, convention)
+        for image, image_rows in by_image.items()
+    ]
     results = pool.map(_score_group, jobs) if pool is not None else map(_score_group, jobs)
     return [pair for image_rows, scores in zip(by_image.values(), results) for pair in zip(image_rows, scores)]
 
@@ -134,7 +147,9 @@ def _worst(pairs, column: str, metric: str, scale: float = 1.0) -> tuple[float, 
     errors = []
     for row, ours in pairs:
         ref = float(row[column]) * scale
-        errors.append((abs(ours[metric] - ref) / abs(ref), f"{row['image']}/{row['method']}: ours {ours[metric]!r}, ref {ref!r}"))
+        errors.append(
+            (abs(ours[metric] - ref) / abs(ref), f"{row['image']}/{row['method']}: ours {ours[metric]!r}, ref {ref!r}")
+        )
     return max(errors)
 
 

@@ -12,14 +12,13 @@ from scipy import fft as _fft
 from scipy import ndimage
 
 __all__ = [
+    "block_sum",
+    "fft_filter",
+    "freqspace",
     "matlab_gaussian_1d",
     "separable_valid",
     "separable_valid_decimate",
-    "separable_same",
     "sobel",
-    "block_sum",
-    "freqspace",
-    "fft_filter",
 ]
 
 # numpy.pad mode for each padding name used by the references.
@@ -83,26 +82,6 @@ def separable_valid_decimate(img: np.ndarray, k: np.ndarray) -> np.ndarray:
     tmp = ndimage.correlate1d(img, k, axis=0, mode="constant")[r : h - r : 2]
     out = ndimage.correlate1d(tmp, k, axis=1, mode="constant")
     return out[:, r : w - r : 2]
-
-
-def separable_same(img: np.ndarray, k_rows: np.ndarray, k_cols: np.ndarray | None = None, pad: str = "zero") -> np.ndarray:
-    """Correlate with a separable kernel keeping the input size (MATLAB ``filter2(..., 'same')``).
-
-    Args:
-        img: (H, W) float64.
-        k_rows: odd-length kernel along axis 0.
-        k_cols: kernel along axis 1 (defaults to ``k_rows``).
-        pad: ``"zero"`` (MATLAB's default), ``"replicate"`` or ``"mirror"`` (reflection without
-            repeating the edge pixel).
-
-    Returns:
-        (H, W) float64.
-    """
-    if k_cols is None:
-        k_cols = k_rows
-    mode = {"zero": "constant", "replicate": "nearest", "mirror": "mirror"}[pad]
-    tmp = ndimage.correlate1d(img, k_rows, axis=0, mode=mode)
-    return ndimage.correlate1d(tmp, k_cols, axis=1, mode=mode)
 
 
 def sobel(img: np.ndarray, pad: str = "zero") -> tuple[np.ndarray, np.ndarray]:

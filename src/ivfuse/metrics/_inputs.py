@@ -45,10 +45,14 @@ def _from_tensor(t, role: str) -> np.ndarray:
         arr = arr[0]
     if arr.ndim == 3:
         if arr.shape[0] not in (1, 3):
-            raise ValueError(f"{role}: expected a tensor of shape (H, W), (1, H, W), (3, H, W) or (1, C, H, W), got {tuple(t.shape)}")
+            raise ValueError(
+                f"{role}: expected a tensor of shape (H, W), (1, H, W), (3, H, W) or (1, C, H, W), got {tuple(t.shape)}"
+            )
         arr = arr[0] if arr.shape[0] == 1 else np.moveaxis(arr, 0, -1)
     elif arr.ndim != 2:
-        raise ValueError(f"{role}: expected a tensor of shape (H, W), (1, H, W), (3, H, W) or (1, C, H, W), got {tuple(t.shape)}")
+        raise ValueError(
+            f"{role}: expected a tensor of shape (H, W), (1, H, W), (3, H, W) or (1, C, H, W), got {tuple(t.shape)}"
+        )
     return arr
 
 

@@ -9,7 +9,7 @@ can never be reused while its entry exists.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +52,7 @@ class Memo:
         return value
 
 
-def cached(memo: Optional[Memo], tag: tuple, img: np.ndarray, compute: Callable[[np.ndarray], Any]) -> Any:
+def cached(memo: Memo | None, tag: tuple, img: np.ndarray, compute: Callable[[np.ndarray], Any]) -> Any:
     """``compute(img)`` through ``memo`` when there is one."""
     if memo is None:
         return compute(img)

@@ -20,16 +20,16 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
-    "Convention",
     "CONVENTIONS",
     "DEFAULT_CONVENTION",
+    "Convention",
     "Planes",
     "check_convention",
-    "prepare_planes",
-    "prepare_fused",
-    "prepare_sources",
     "cv2_gray",
     "matlab_rgb2gray",
+    "prepare_fused",
+    "prepare_planes",
+    "prepare_sources",
 ]
 
 DEFAULT_CONVENTION = "vifb"
@@ -166,7 +166,9 @@ def prepare_fused(fused: np.ndarray, convention: str) -> list[np.ndarray]:
     return [_to_gray(fused, convention)]
 
 
-def prepare_sources(ir: np.ndarray, vis: np.ndarray, convention: str, fused_is_colour: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+def prepare_sources(
+    ir: np.ndarray, vis: np.ndarray, convention: str, fused_is_colour: bool
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """The (visible, infrared) source planes matching :func:`prepare_fused`'s planes.
 
     Args:

@@ -17,7 +17,7 @@ from .registry import list_metrics, resolve_metric
 from .roi import roi_mask
 from .statistics import correlation_coefficient, scd, standard_deviation
 
-__all__ = ["evaluate", "FusionEvaluator"]
+__all__ = ["FusionEvaluator", "evaluate"]
 
 # Each scorer takes one plane triple, the convention, the ROI weights (or None) and the memo.
 _Scorer = Callable[[Planes, str, "np.ndarray | None", Memo], float]

@@ -14,7 +14,7 @@ from ._filters import sobel
 from ._memo import Memo, cached
 from .conventions import DEFAULT_CONVENTION, check_convention
 
-__all__ = ["spatial_frequency", "average_gradient", "edge_intensity", "qabf", "nabf"]
+__all__ = ["average_gradient", "edge_intensity", "nabf", "qabf", "spatial_frequency"]
 
 
 def spatial_frequency(img, convention: str = DEFAULT_CONVENTION) -> float:
@@ -171,7 +171,17 @@ def _qabf(a: np.ndarray, b: np.ndarray, f: np.ndarray, convention: str, memo: Me
 
 
 # Nabf constants (Petrovic's artefact measure as modified by B. K. Shreyamsha Kumar, 2013).
-_NABF = {"Td": 2.0, "wt_min": 0.001, "Lg": 1.5, "Nrg": 0.9999, "kg": 19.0, "sg": 0.5, "Nra": 0.9995, "ka": 22.0, "sa": 0.5}
+_NABF = {
+    "Td": 2.0,
+    "wt_min": 0.001,
+    "Lg": 1.5,
+    "Nrg": 0.9999,
+    "kg": 19.0,
+    "sg": 0.5,
+    "Nra": 0.9995,
+    "ka": 22.0,
+    "sa": 0.5,
+}
 
 
 def _nabf_features(img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ from ._common import as_plane, as_planes
 from ._memo import Memo, cached
 from .conventions import DEFAULT_CONVENTION, check_convention
 
-__all__ = ["entropy", "mutual_information", "mutual_information_pair", "cross_entropy"]
+__all__ = ["cross_entropy", "entropy", "mutual_information", "mutual_information_pair"]
 
 _LEVELS = 256
 
@@ -145,7 +145,9 @@ def mutual_information(a, b, f, convention: str = DEFAULT_CONVENTION) -> float:
     return _mutual_information(a, b, f, convention)
 
 
-def _mutual_information(a: np.ndarray, b: np.ndarray, f: np.ndarray, convention: str, memo: Memo | None = None) -> float:
+def _mutual_information(
+    a: np.ndarray, b: np.ndarray, f: np.ndarray, convention: str, memo: Memo | None = None
+) -> float:
     return _mi_pair(a, f, convention, memo) + _mi_pair(b, f, convention, memo)
 
 

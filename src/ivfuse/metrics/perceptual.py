@@ -24,7 +24,7 @@ from ._filters import (
 from ._memo import Memo, cached
 from .conventions import DEFAULT_CONVENTION, check_convention
 
-__all__ = ["vifp", "vif", "qcb", "qcv"]
+__all__ = ["qcb", "qcv", "vif", "vifp"]
 
 _VIF_SIGMA_NSQ = 2.0
 _VIF_EPS = 1e-10

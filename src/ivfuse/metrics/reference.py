@@ -14,12 +14,12 @@ import numpy as np
 from scipy import ndimage
 
 from ._common import as_planes
-from ._memo import Memo, cached
 from ._filters import matlab_gaussian_1d, separable_valid
+from ._memo import Memo, cached
 from .conventions import DEFAULT_CONVENTION, check_convention
 from .roi import roi_mask
 
-__all__ = ["mse", "rmse", "psnr", "ssim_map", "ssim", "roi_ssim"]
+__all__ = ["mse", "psnr", "rmse", "roi_ssim", "ssim", "ssim_map"]
 
 
 def _mean_sq(x: np.ndarray, f: np.ndarray) -> float:
@@ -237,7 +237,9 @@ def roi_ssim(a, b, f, roi, convention: str = DEFAULT_CONVENTION) -> float:
     return _roi_ssim(a, b, f, roi_mask(roi, f.shape), convention)
 
 
-def _roi_ssim(a: np.ndarray, b: np.ndarray, f: np.ndarray, weights: np.ndarray, convention: str, memo: Memo | None = None) -> float:
+def _roi_ssim(
+    a: np.ndarray, b: np.ndarray, f: np.ndarray, weights: np.ndarray, convention: str, memo: Memo | None = None
+) -> float:
     """ROI-SSIM with the ROI already turned into (H, W) weights."""
     h, w = f.shape
     pad = _SK_PAD if convention == "cddfuse" else len(_GAUSS) // 2

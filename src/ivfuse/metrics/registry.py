@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from .conventions import CONVENTIONS, check_convention
 
-__all__ = ["MetricInfo", "METRICS", "list_metrics", "resolve_metric"]
+__all__ = ["METRICS", "MetricInfo", "list_metrics", "resolve_metric"]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import numpy as np
 
 from ._common import as_plane, as_planes
 
-__all__ = ["standard_deviation", "correlation_coefficient", "scd", "correlation"]
+__all__ = ["correlation", "correlation_coefficient", "scd", "standard_deviation"]
 
 
 def standard_deviation(img) -> float:
