@@ -202,3 +202,15 @@ def test_edge_intensity_of_a_ramp():
     # Sobel x of a unit ramp is 8 inside; replicate padding halves it on the first and last column.
     expected = (8.0 * 8 + 4.0 * 2) / 10
     assert M.edge_intensity(ramp) == pytest.approx(expected)
+
+
+def test_vifb_and_cddfuse_mi_differ_only_off_8_bit_levels(rng):
+    a = rng.integers(0, 256, size=(40, 40)).astype(np.float64)
+    f = np.clip(a + rng.integers(-20, 21, size=a.shape), 0, 255)
+    # On 8-bit images VIFB's min-max normalisation only relabels levels: same MI as raw labels.
+    assert M.mutual_information_pair(a, f, "vifb") == pytest.approx(
+        M.mutual_information_pair(a, f, "cddfuse"), rel=1e-12
+    )
+    # With 1600 distinct float values, VIFB merges them into 256 levels, CDDFuse keeps them apart.
+    x = rng.uniform(0, 255, size=(40, 40))
+    assert M.mutual_information_pair(x, f, "vifb") < M.mutual_information_pair(x, f, "cddfuse") - 0.5

@@ -39,7 +39,7 @@ def _levels(img: np.ndarray, convention: str) -> np.ndarray:
 def _entropy_of_counts(counts: np.ndarray, log=np.log2) -> float:
     """Shannon entropy of a histogram given as counts (empty bins ignored)."""
     p = counts[counts > 0] / counts.sum()
-    return float(-np.sum(p * log(p)))
+    return float(0.0 - np.sum(p * log(p)))  # 0.0 - x keeps +0.0 for a single level
 
 
 def entropy(img, convention: str = DEFAULT_CONVENTION) -> float:
