@@ -273,18 +273,19 @@ def _qcv_csf(shape: tuple[int, int]) -> np.ndarray:
     return np.fft.ifftshift(csf)[:, : w // 2 + 1]
 
 
-def _qcv_features(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-image Qcv features: the spectrum of the normalised image and its block saliency.
+def _qcv_spectrum(img: np.ndarray) -> np.ndarray:
+    """Per-image Qcv feature: the spectrum of the min-max normalised image."""
+    return _fft.rfft2(_normalize_255(img), workers=1)
 
-    Saliency is the sum over 16x16 blocks of ``g^5``, ``g`` the zero-padded Sobel edge strength.
-    """
-    normalised = _normalize_255(img)
-    dx, dy = sobel(normalised, "zero")
+
+def _qcv_saliency(img: np.ndarray) -> np.ndarray:
+    """Per-source Qcv feature: sum over 16x16 blocks of ``g^5``, ``g`` the zero-padded Sobel strength."""
+    dx, dy = sobel(_normalize_255(img), "zero")
     g2 = dx * dx
     g2 += dy * dy
     g5 = g2 * g2
     g5 *= np.sqrt(g2)
-    return _fft.rfft2(normalised, workers=1), block_sum(g5, _QCV_WINDOW)
+    return block_sum(g5, _QCV_WINDOW)
 
 
 def qcv(a, b, f) -> float:
@@ -312,11 +313,12 @@ def qcv(a, b, f) -> float:
 def _qcv(a: np.ndarray, b: np.ndarray, f: np.ndarray, memo: Memo | None = None) -> float:
     h, w = f.shape
     csf = _qcv_csf((h, w))
-    spec_f, _ = cached(memo, ("qcv",), f, _qcv_features)
+    spec_f = cached(memo, ("qcv-spectrum",), f, _qcv_spectrum)
     num = 0.0
     den = 0.0
     for src in (a, b):
-        spec, saliency = cached(memo, ("qcv",), src, _qcv_features)
+        spec = cached(memo, ("qcv-spectrum",), src, _qcv_spectrum)
+        saliency = cached(memo, ("qcv-saliency",), src, _qcv_saliency)
         # The CSF filter is linear: filter(src - f) = ifft((S_src - S_f) * csf).
         diff = _fft.irfft2((spec - spec_f) * csf, s=(h, w), workers=1)
         diff *= diff
