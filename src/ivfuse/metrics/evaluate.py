@@ -66,8 +66,10 @@ class FusionEvaluator:
     """Scores fused images against one fixed pair of sources (class form of :func:`evaluate`).
 
     Source-side work (SSIM statistics, VIF pyramids, edge maps, contrast maps, histograms) is
-    done once and reused for every fused image, which makes comparing many methods on the same
-    pair several times cheaper than calling :func:`evaluate` for each.
+    done once and reused for every fused image, which makes scoring each further method on the
+    same pair about 40 % cheaper than calling :func:`evaluate` for it. The per-source features
+    stay in memory for the evaluator's lifetime (for all metrics, roughly twenty image-sized
+    float64 arrays per source plane).
 
     Args:
         ir: infrared source; ``vis``: visible source. Same input types as :func:`evaluate`.
