@@ -33,10 +33,10 @@ def pair(b: int, h: int, w: int, seed: int = 0) -> tuple[torch.Tensor, torch.Ten
 
 
 # ---------------------------------------------------------------------------------------------- shapes
-@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize(("stride", "detail"), [(1, False), (2, False), (4, True)])
 @pytest.mark.parametrize("shape", [(2, 45, 67), (1, 33, 97), (1, 1, 1), (1, 5, 3)])
-def test_output_shape_and_range_at_odd_sizes(stride, shape):
-    model = tiny(stride=stride).eval()
+def test_output_shape_and_range_at_odd_sizes(stride, detail, shape):
+    model = tiny(stride=stride, detail_skip=detail).eval()
     ir, vis = pair(*shape)
     with torch.no_grad():
         fused, maps = model(ir, vis, return_maps=True)
@@ -139,8 +139,9 @@ def _loss(model: PoMAI) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("stage", ["stage1", "stage2"])
-def test_every_trainable_parameter_gets_a_gradient(stage):
-    model = tiny().train()
+@pytest.mark.parametrize(("stride", "detail"), [(1, False), (4, True)])
+def test_every_trainable_parameter_gets_a_gradient(stage, stride, detail):
+    model = tiny(stride=stride, detail_skip=detail).train()
     params = apply_stage(model, _stages()[stage])
     names = {n for n, p in model.named_parameters() if p.requires_grad}
     if stage == "stage1":

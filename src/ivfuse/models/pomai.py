@@ -248,15 +248,25 @@ class Decoder(nn.Module):
         num_heads: MDTA heads.
         ffn_expansion: GDFN hidden width as a multiple of C.
         stride: the encoder's stride; the head predicts stride**2 channels and pixel-shuffles them.
+        detail_skip: add a full-resolution 3x3 conv of the two input images to the output logits, so a
+            strided (CPU) variant can pass fine edges it cannot represent at 1/stride resolution. Not in the paper
+            (which has no stride); off for ``pomai``.
 
     Shape:
-        (B, 2C, H / stride, W / stride) -> (B, 1, H, W) in (0, 1).
+        (B, 2C, H / stride, W / stride) and, with ``detail_skip``, the (B, 2, H, W) inputs -> (B, 1, H, W) in (0, 1).
     """
 
     def __init__(
-        self, dim: int, num_blocks: int = 4, num_heads: int = 1, ffn_expansion: float = 2.0, stride: int = 1
+        self,
+        dim: int,
+        num_blocks: int = 4,
+        num_heads: int = 1,
+        ffn_expansion: float = 2.0,
+        stride: int = 1,
+        detail_skip: bool = False,
     ) -> None:
         super().__init__()
+        self.detail = nn.Conv2d(2, 1, 3, padding=1) if detail_skip else None
         self.reduce = nn.Conv2d(2 * dim, dim, 1, bias=False)
         self.blocks = nn.Sequential(*(RestormerBlock(dim, num_heads, ffn_expansion) for _ in range(num_blocks)))
         half = max(1, dim // 2)
@@ -267,8 +277,13 @@ class Decoder(nn.Module):
             nn.PixelShuffle(stride) if stride > 1 else nn.Identity(),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.head(self.blocks(self.reduce(x))))
+    def forward(self, x: torch.Tensor, images: torch.Tensor | None = None) -> torch.Tensor:
+        logits = self.head(self.blocks(self.reduce(x)))
+        if self.detail is not None:
+            if images is None:
+                raise ValueError("Decoder: detail_skip needs the (B, 2, H, W) input images")
+            logits = logits + self.detail(images)
+        return torch.sigmoid(logits)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -388,6 +403,8 @@ class PoMAI(FusionModel):
         stride: 1 (paper) processes features at full resolution; 2 (CPU variant) folds 2x2 patches into channels
             (pixel-unshuffle) before the encoder and unfolds them in the decoder head, a 4x cheaper network. Inputs
             whose sides are not multiples of ``stride`` are reflection-padded and cropped back internally.
+        detail_skip: a full-resolution 3x3 conv of [ir, vis] added to the decoder's output logits (CPU variant
+            only, see :class:`Decoder`).
 
     Forward:
         ``model(ir, vis)`` with (B, 1, H, W) inputs in [0, 1], any H, W, returns the fused (B, 1, H, W) in
@@ -418,6 +435,7 @@ class PoMAI(FusionModel):
         use_micm: bool = True,
         lsh_seed: int = 0,
         stride: int = 1,
+        detail_skip: bool = False,
     ) -> None:
         super().__init__()
         self.dim = dim
@@ -429,7 +447,7 @@ class PoMAI(FusionModel):
         self.ngmm = NGMM(dim, group_size, n_hashes, max_buckets, attend_neighbours, seed=lsh_seed) if use_ngmm else None
         self.camn = CAMN(dim, dilation) if use_camn else None
         self.micm = MICM(dim, gate_channels) if use_micm else None
-        self.decoder = Decoder(dim, decoder_blocks, num_heads, ffn_expansion, stride)
+        self.decoder = Decoder(dim, decoder_blocks, num_heads, ffn_expansion, stride, detail_skip)
         self.stage = "final"
         #: run the convolutions in channels-last layout (same result, several times faster on CPU).
         self.channels_last = True
@@ -452,16 +470,17 @@ class PoMAI(FusionModel):
         if self.channels_last:
             pair = pair.contiguous(memory_format=torch.channels_last)
         x_ir, x_vis = self.encoder(pair).split(b, dim=0)  # eq. 1, shared weights
+        images = torch.cat(pair.split(b, dim=0), dim=1) if self.decoder.detail is not None else None
         x_ngmm = self.ngmm(x_ir) if self.ngmm is not None else x_ir  # Section 3.3
         x_camn = self.camn(x_vis) if self.camn is not None else x_vis  # Section 3.4
         maps: dict[str, torch.Tensor] = {}
         if self.uses_micm:
             x_micm, gate = self.micm(x_ir, x_vis, x_ngmm, x_camn)  # eq. 6-11
-            fused = self.decoder(x_micm)  # eq. 13
+            fused = self.decoder(x_micm, images)  # eq. 13
             maps["gate"] = F.interpolate(gate.mean(dim=1, keepdim=True), scale_factor=self.stride, mode="nearest")
             maps["gate"] = crop_to(maps["gate"], size)
         else:
-            fused = self.decoder(torch.cat((x_ngmm, x_camn), dim=1))  # eq. 12
+            fused = self.decoder(torch.cat((x_ngmm, x_camn), dim=1), images)  # eq. 12
         fused = crop_to(fused, size)
         return (fused, maps) if return_maps else fused
 
@@ -479,10 +498,17 @@ def pomai(**kwargs) -> PoMAI:
 
 @register_model(name="pomai_cpu")
 def pomai_cpu(**kwargs) -> PoMAI:
-    """PoMAI small CPU variant (C=16 on 2x2-folded pixels, 2+2 Restormer blocks, K=64, one hash round)."""
+    """PoMAI small CPU variant (C=16 on 4x4-folded pixels plus a full-res detail path, 2+2 blocks, K=64)."""
     cfg = {
-        "dim": 16, "encoder_blocks": 2, "decoder_blocks": 2, "num_heads": 2, "ffn_expansion": 2.0, "group_size": 64, "n_hashes": 1, "stride": 2
+        "dim": 16,
+        "encoder_blocks": 2,
+        "decoder_blocks": 2,
+        "num_heads": 2,
+        "ffn_expansion": 2.0,
+        "group_size": 64,
+        "n_hashes": 1,
+        "stride": 4,
+        "detail_skip": True,
     }
     cfg.update(kwargs)
     return PoMAI(**cfg)
-
