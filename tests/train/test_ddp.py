@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # spawned workers import conftest helpers
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # spawned workers import train_helpers
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo")
 
@@ -27,7 +27,7 @@ def _worker(rank: int, world: int, port: int, data: str, out: str) -> None:
     import os
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from conftest import small_config
+    from train_helpers import small_config
 
     from ivfuse.train.loop import train
 
@@ -46,7 +46,7 @@ def _worker(rank: int, world: int, port: int, data: str, out: str) -> None:
 
 
 def test_two_process_ddp_keeps_ranks_identical(pair_dir, tmp_path):
-    from conftest import small_config
+    from train_helpers import small_config
 
     from ivfuse.models import create_model
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import small_config, write_pairs
 from safetensors.torch import load_file
+from train_helpers import small_config, write_pairs
 
 from ivfuse.cli import main
 from ivfuse.losses import register_loss

@@ -6,8 +6,8 @@ import math
 
 import pytest
 import torch
-from conftest import small_config
 from torch import nn
+from train_helpers import small_config
 
 from ivfuse.models import create_model
 from ivfuse.models.base import FusionModel
