@@ -158,3 +158,12 @@ def test_atomic_write_new_file_absent_on_failure(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         write_image(tmp_path / "new.png", np.zeros((3, 3)))
     assert list(Path(tmp_path).iterdir()) == []
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        p = write_image(tmp_path / "perm.png", np.zeros((3, 3), np.uint8))
+    finally:
+        os.umask(mask)
+    assert (p.stat().st_mode & 0o777) == 0o644

@@ -289,6 +289,13 @@ def _encode(fh, img: np.ndarray, ext: str, quality: int) -> None:
     Image.fromarray(img).save(fh, format=fmt, **kwargs)
 
 
+def _umask_mode() -> int:
+    """Permissions a newly created file gets normally (mkstemp would leave 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_image(path: PathLike, img: np.ndarray, bit_depth: int = 8, quality: int = 95) -> Path:
     """Write an image atomically.
 
@@ -324,6 +331,7 @@ def write_image(path: PathLike, img: np.ndarray, bit_depth: int = 8, quality: in
             _encode(fh, data, ext, quality)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, p)
     except BaseException:
         try:

@@ -250,6 +250,9 @@ def save_weights(model: nn.Module, path: str | Path, metadata: Mapping[str, str]
     os.close(fd)
     try:
         save_file(state, tmp, metadata=dict(metadata or {}))
+        from ..io import _umask_mode
+
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
