@@ -69,28 +69,36 @@ def _score_group(job: tuple) -> list[dict]:
     return [evaluator(_load(p)) for p in fused_paths]
 
 
+def _workers() -> int:
+    """Worker processes for scoring: up to two (IVFUSE_TEST_WORKERS overrides; 1 = in this process)."""
+    return int(os.environ.get("IVFUSE_TEST_WORKERS", min(2, os.cpu_count() or 1)))
+
+
 @pytest.fixture(scope="module")
 def pool():
-    """Up to two worker processes (IVFUSE_TEST_WORKERS overrides); None means score in this process."""
-    workers = int(os.environ.get("IVFUSE_TEST_WORKERS", min(2, os.cpu_count() or 1)))
-    if workers < 2:
+    """A process pool shared by the three tables, or None to score in this process."""
+    if _workers() < 2:
         yield None
         return
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as executor:
+    with ProcessPoolExecutor(_workers(), mp_context=multiprocessing.get_context("spawn")) as executor:
         yield executor
 
 
 def _score_table(pool, rows, metrics, convention, sources, fused_path) -> list[tuple[dict, dict]]:
-    """(reference row, our scores) per row, source pairs scored in parallel when a pool is given."""
+    """(reference row, our scores) per row.
+
+    Rows are grouped by source pair (one evaluator per group shares the source-side work); with
+    a pool each group is split into one chunk per worker so that the workers stay balanced.
+    """
     by_image = defaultdict(list)
     for row in rows:
         by_image[row["image"]].append(row)
-    jobs = [
-        (*sources(image), [fused_path(r) for r in image_rows], metrics, convention)
-        for image, image_rows in by_image.items()
-    ]
+    chunks = 1 if pool is None else _workers()
+    groups = [image_rows[k::chunks] for image_rows in by_image.values() for k in range(chunks)]
+    groups = [g for g in groups if g]
+    jobs = [(*sources(g[0]["image"]), [fused_path(r) for r in g], metrics, convention) for g in groups]
     results = pool.map(_score_group, jobs) if pool is not None else map(_score_group, jobs)
-    return [pair for image_rows, scores in zip(by_image.values(), results) for pair in zip(image_rows, scores)]
+    return [pair for group, scores in zip(groups, results) for pair in zip(group, scores)]
 
 
 def _require(path: Path) -> None:

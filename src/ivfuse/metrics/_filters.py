@@ -8,12 +8,10 @@ image, ``same`` keeps the input size.
 from __future__ import annotations
 
 import numpy as np
-from scipy import fft as _fft
 from scipy import ndimage
 
 __all__ = [
     "block_sum",
-    "fft_filter",
     "freqspace",
     "matlab_gaussian_1d",
     "separable_valid",
@@ -140,23 +138,3 @@ def freqspace(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     fu = (np.arange(w) - w // 2) * (2.0 / w)
     fv = (np.arange(h) - h // 2) * (2.0 / h)
     return np.meshgrid(fu, fv)
-
-
-def fft_filter(img: np.ndarray, response_centred: np.ndarray) -> np.ndarray:
-    """Multiply the 2-D spectrum of ``img`` by a centred real response and return the real part.
-
-    Computes ``real(ifft2(ifftshift(fftshift(fft2(img)) .* response)))``. The responses used by the
-    metrics depend on the radial frequency only, so the result is real up to rounding and a real
-    FFT gives the same numbers.
-
-    Args:
-        img: (H, W) float64.
-        response_centred: (H, W) real frequency response laid out as ``fftshift`` lays out a spectrum.
-
-    Returns:
-        (H, W) float64.
-    """
-    h, w = img.shape
-    resp = np.fft.ifftshift(response_centred)[:, : w // 2 + 1]
-    spec = _fft.rfft2(img, workers=1)
-    return _fft.irfft2(spec * resp, s=(h, w), workers=1)

@@ -11,26 +11,10 @@ __all__ = ["to_float255"]
 _SNAP = 1e-4  # in 0..255 units
 
 
-def _read_with_pillow(path: Path) -> np.ndarray:
-    """Fallback reader for when ``ivfuse.io`` is unavailable: 8/16-bit gray or RGB via Pillow."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        if im.mode.startswith("I;16"):
-            return np.asarray(im).astype(np.uint16)
-        if im.mode == "I":
-            return np.asarray(im).astype(np.uint16)
-        if im.mode in ("1", "L", "LA"):
-            return np.asarray(im.convert("L"))
-        return np.asarray(im.convert("RGB"))
-
-
 def _read_path(path: Path) -> np.ndarray:
     """Native pixels of an image file, (H, W) or (H, W, 3) uint8/uint16, via ``ivfuse.io.read_array``."""
-    try:
-        from ivfuse.io import read_array
-    except ImportError:  # the io module is optional for the metrics
-        return _read_with_pillow(path)
+    from ivfuse.io import read_array  # imported here: it pulls in torch, which arrays do not need
+
     return read_array(path)
 
 

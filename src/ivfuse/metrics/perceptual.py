@@ -14,7 +14,6 @@ from scipy import fft as _fft
 from ._common import as_planes
 from ._filters import (
     block_sum,
-    fft_filter,
     freqspace,
     matlab_gaussian_1d,
     separable_valid,
@@ -170,7 +169,10 @@ _QCB_HALF = 15  # the contrast Gaussians are 31x31
 
 @functools.lru_cache(maxsize=4)
 def _qcb_filters(shape: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int], np.ndarray, np.ndarray]:
-    """The DoG CSF response for ``shape`` and the spectra of the two contrast Gaussians.
+    """The DoG CSF response for ``shape`` (``rfft2`` layout) and the spectra of the two contrast Gaussians.
+
+    The CSF depends on the radial frequency only, so filtering with it through a real FFT gives
+    the real part of MATLAB's ``ifft2(ifftshift(fftshift(fft2(I)) .* Sd))``.
 
     The Gaussians (unnormalised, sigma 2 and 4, 31x31) are applied with zero padding, so their
     spectra live on a grid at least 15 pixels larger than the image along each axis (enough for
@@ -180,6 +182,7 @@ def _qcb_filters(shape: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int], n
     u, v = freqspace((h, w))
     r = np.sqrt((u * (w / 30.0)) ** 2 + (v * (h / 30.0)) ** 2)
     csf = np.exp(-((r / _QCB_F0) ** 2)) - _QCB_A * np.exp(-((r / _QCB_F1) ** 2))
+    csf = np.fft.ifftshift(csf)[:, : w // 2 + 1]  # rfft2 layout of the centred response
     padded = (_fft.next_fast_len(h + _QCB_HALF, True), _fft.next_fast_len(w + _QCB_HALF, True))
     x = np.arange(-_QCB_HALF, _QCB_HALF + 1, dtype=np.float64)
     spectra = []
@@ -194,14 +197,20 @@ def _qcb_filters(shape: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int], n
     return csf, padded, spectra[0], spectra[1]
 
 
-def _qcb_masked_contrast(img: np.ndarray) -> np.ndarray:
+def _normalised_spectrum(img: np.ndarray) -> np.ndarray:
+    """``rfft2`` of the min-max normalised image, shared by Qcb and Qcv."""
+    return _fft.rfft2(_normalize_255(img), workers=1)
+
+
+def _qcb_masked_contrast(img: np.ndarray, memo: Memo | None = None) -> np.ndarray:
     """Per-image Qcb feature: masked local contrast ``C^3 / (C^2 + Z)`` of the CSF-filtered image.
 
     ``C = |G1 * I / G2 * I - 1|`` with zero-padded convolutions, computed by FFT on a padded grid.
     """
     h, w = img.shape
     csf, padded, g1, g2 = _qcb_filters((h, w))
-    filtered = fft_filter(_normalize_255(img), csf)
+    spectrum = cached(memo, ("normalised-spectrum",), img, _normalised_spectrum)
+    filtered = _fft.irfft2(spectrum * csf, s=(h, w), workers=1)
     spec = _fft.rfft2(filtered, s=padded, workers=1)
     num = _fft.irfft2(spec * g1, s=padded, workers=1)[:h, :w]
     den = _fft.irfft2(spec * g2, s=padded, workers=1)[:h, :w]
@@ -243,9 +252,7 @@ def qcb(a, b, f) -> float:
 
 
 def _qcb(a: np.ndarray, b: np.ndarray, f: np.ndarray, memo: Memo | None = None) -> float:
-    c1 = cached(memo, ("qcb",), a, _qcb_masked_contrast)
-    c2 = cached(memo, ("qcb",), b, _qcb_masked_contrast)
-    cf = cached(memo, ("qcb",), f, _qcb_masked_contrast)
+    c1, c2, cf = (cached(memo, ("qcb",), x, lambda im: _qcb_masked_contrast(im, memo)) for x in (a, b, f))
     with np.errstate(divide="ignore", invalid="ignore"):
         q1f = np.where(c1 < cf, c1 / cf, cf / c1)
         q2f = np.where(c2 < cf, c2 / cf, cf / c2)
@@ -271,11 +278,6 @@ def _qcv_csf(shape: tuple[int, int]) -> np.ndarray:
     r = np.sqrt((u * (w / 8.0)) ** 2 + (v * (h / 8.0)) ** 2)
     csf = 2.6 * (0.0192 + 0.144 * r) * np.exp(-((0.144 * r) ** 1.1))
     return np.fft.ifftshift(csf)[:, : w // 2 + 1]
-
-
-def _qcv_spectrum(img: np.ndarray) -> np.ndarray:
-    """Per-image Qcv feature: the spectrum of the min-max normalised image."""
-    return _fft.rfft2(_normalize_255(img), workers=1)
 
 
 def _qcv_saliency(img: np.ndarray) -> np.ndarray:
@@ -313,11 +315,11 @@ def qcv(a, b, f) -> float:
 def _qcv(a: np.ndarray, b: np.ndarray, f: np.ndarray, memo: Memo | None = None) -> float:
     h, w = f.shape
     csf = _qcv_csf((h, w))
-    spec_f = cached(memo, ("qcv-spectrum",), f, _qcv_spectrum)
+    spec_f = cached(memo, ("normalised-spectrum",), f, _normalised_spectrum)
     num = 0.0
     den = 0.0
     for src in (a, b):
-        spec = cached(memo, ("qcv-spectrum",), src, _qcv_spectrum)
+        spec = cached(memo, ("normalised-spectrum",), src, _normalised_spectrum)
         saliency = cached(memo, ("qcv-saliency",), src, _qcv_saliency)
         # The CSF filter is linear: filter(src - f) = ifft((S_src - S_f) * csf).
         diff = _fft.irfft2((spec - spec_f) * csf, s=(h, w), workers=1)
