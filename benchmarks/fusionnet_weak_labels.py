@@ -94,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", type=Path, default=None, help="weights for the eval study (default: shipped)")
     ap.add_argument("--convention", default="vifb")
     ap.add_argument("--train-steps", type=int, default=0, help="also run the training study with this many steps")
+    ap.add_argument(
+        "--settings", default="1:0,0.5:0,0.25:0,0:0,1:0.25", help="training settings keep:jitter, comma-separated"
+    )
+    ap.add_argument("--skip-eval", action="store_true", help="only the training study")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
@@ -102,15 +106,23 @@ def main(argv: list[str] | None = None) -> int:
     pairs = load_pairs(args.data)
     report, results = [], {}
 
-    model = create_model("fusionnet_cpu", checkpoint_path=args.checkpoint, pretrained=args.checkpoint is None)
-    ev = eval_study(pairs, model, args.convention, args.seed)
-    results["eval"] = ev
-    report.append(markdown(ev, ["ROI-SSIM", "pairs with ROI"], f"Evaluation boxes thinned / jittered ({args.convention})"))
-    print(report[-1], flush=True)
+    def write() -> None:
+        (args.out / "weak_labels.json").write_text(json.dumps(results, indent=2))
+        (args.out / "weak_labels.md").write_text("\n".join(report))
+
+    if not args.skip_eval:
+        model = create_model("fusionnet_cpu", checkpoint_path=args.checkpoint, pretrained=args.checkpoint is None)
+        ev = eval_study(pairs, model, args.convention, args.seed)
+        results["eval"] = ev
+        title = f"Evaluation boxes thinned / jittered ({args.convention})"
+        report.append(markdown(ev, ["ROI-SSIM", "pairs with ROI"], title))
+        print(report[-1], flush=True)
+        write()
 
     if args.train_steps > 0:
-        settings = [(k, 0.0) for k in KEEP] + [(1.0, 0.25)]
-        rows = {}
+        settings = [tuple(float(x) for x in item.split(":")) for item in args.settings.split(",") if item]
+        rows = results["train"] = {}
+        report.append("")
         for keep, jitter in settings:
             t0 = time.perf_counter()
             tag = f"keep{int(keep * 100)}_jit{int(jitter * 100)}"
@@ -120,14 +132,11 @@ def main(argv: list[str] | None = None) -> int:
             label = f"train keep {keep:.0%}" + (f", jitter {jitter:.0%}" if jitter else "")
             rows[label] = res
             print(f"{label}: {time.perf_counter() - t0:.0f} s {json.dumps(res)}", flush=True)
-        results["train"] = rows
-        report.append(
-            markdown(rows, [*GLOBAL, "ROI-SSIM"], f"Training ROI thinned / jittered, {args.train_steps} steps each")
-        )
+            title = f"Training ROI thinned / jittered, {args.train_steps} steps each ({args.convention})"
+            report[-1] = markdown(rows, [*GLOBAL, "ROI-SSIM"], title)
+            write()
         print(report[-1], flush=True)
-
-    (args.out / "weak_labels.json").write_text(json.dumps(results, indent=2))
-    (args.out / "weak_labels.md").write_text("\n".join(report))
+    write()
     return 0
 
 
