@@ -103,8 +103,10 @@ def matlab_rgb2gray(rgb: np.ndarray) -> np.ndarray:
     Returns:
         (H, W) float64 with integer values in 0..255.
     """
-    y = rgb[..., 0] * _MATLAB_GRAY[0] + rgb[..., 1] * _MATLAB_GRAY[1] + rgb[..., 2] * _MATLAB_GRAY[2]
-    return np.clip(np.floor(y + 0.5), 0.0, 255.0)
+    y = rgb[..., 0] * _MATLAB_GRAY[0]
+    y += rgb[..., 1] * _MATLAB_GRAY[1]
+    y += rgb[..., 2] * _MATLAB_GRAY[2]
+    return _quantize_uint8(y, inplace=True)
 
 
 def cv2_gray(rgb: np.ndarray) -> np.ndarray:
@@ -124,9 +126,12 @@ def cv2_gray(rgb: np.ndarray) -> np.ndarray:
     return np.round(y).astype(np.float64)
 
 
-def _quantize_uint8(img: np.ndarray) -> np.ndarray:
-    """MATLAB ``im2uint8`` of an image in 0..255: round half away from zero, saturate."""
-    return np.clip(np.floor(img + 0.5), 0.0, 255.0)
+def _quantize_uint8(img: np.ndarray, inplace: bool = False) -> np.ndarray:
+    """MATLAB ``uint8`` of an image in 0..255: round half away from zero, saturate."""
+    out = img if inplace else img.copy()
+    out += 0.5
+    np.floor(out, out=out)
+    return np.clip(out, 0.0, 255.0, out=out)
 
 
 def _channels(img: np.ndarray) -> list[np.ndarray]:
