@@ -284,3 +284,27 @@ def test_bad_inputs_are_rejected(triple):
         evaluate([[1, 2], [3, 4]], ir, vis)
     with pytest.raises(ValueError, match="NaN"):
         evaluate(np.full((48, 64), np.nan), ir, vis)
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("convention", CONVENTIONS)
+@pytest.mark.parametrize("shape", [(13, 17), (11, 11), (40, 12), (2, 3)])
+def test_odd_and_tiny_sizes_work_without_warnings(rng, convention, shape):
+    fused, ir, vis = (rng.integers(0, 256, size=shape).astype(np.uint8) for _ in range(3))
+    names = ALL if min(shape) >= 11 else [m for m in ALL if m != "SSIM"]
+    out = evaluate(fused, ir, vis, metrics=names, convention=convention)
+    assert list(out) == names
+    assert all(isinstance(v, float) for v in out.values())
+    # Definitions that need no window are finite at any size.
+    for name in ("EN", "SD", "SF", "AG", "MI", "MSE", "Qabf", "Nabf", "Qcb", "Qcv"):
+        assert math.isfinite(out[name]), name
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_constant_images_give_defined_values_or_nan(convention):
+    flat = np.full((24, 24), 100, dtype=np.uint8)
+    out = evaluate(flat, flat, flat, metrics=ALL, convention=convention)
+    assert out["EN"] == out["SD"] == out["SF"] == out["AG"] == out["MSE"] == out["Nabf"] == 0.0
+    assert out["PSNR"] == math.inf
+    assert math.isnan(out["CC"]) and math.isnan(out["SCD"])  # correlation with a constant image

@@ -183,7 +183,8 @@ def _qcb_filters(shape: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int], n
     r = np.sqrt((u * (w / 30.0)) ** 2 + (v * (h / 30.0)) ** 2)
     csf = np.exp(-((r / _QCB_F0) ** 2)) - _QCB_A * np.exp(-((r / _QCB_F1) ** 2))
     csf = np.fft.ifftshift(csf)[:, : w // 2 + 1]  # rfft2 layout of the centred response
-    padded = (_fft.next_fast_len(h + _QCB_HALF, True), _fft.next_fast_len(w + _QCB_HALF, True))
+    side = 2 * _QCB_HALF + 1  # the grid must also hold the whole kernel without overlap
+    padded = (_fft.next_fast_len(max(h + _QCB_HALF, side), True), _fft.next_fast_len(max(w + _QCB_HALF, side), True))
     x = np.arange(-_QCB_HALF, _QCB_HALF + 1, dtype=np.float64)
     spectra = []
     for sigma in (2.0, 4.0):
