@@ -72,7 +72,8 @@ class FusionEvaluator:
     float64 arrays per source plane).
 
     Args:
-        ir: infrared source; ``vis``: visible source. Same input types as :func:`evaluate`.
+        ir: infrared source, any input type :func:`evaluate` accepts.
+        vis: visible source, same types; H and W must match ``ir``.
         metrics: names (case-insensitive) or None for the convention's reference table.
         convention: ``"vifb"`` (default), ``"cddfuse"`` or ``"tang"``.
         roi: optional boxes (N, 4) or mask (H, W) for ROI-SSIM.
@@ -163,12 +164,14 @@ def evaluate(
     """Score a fused image against its infrared and visible sources.
 
     Args:
-        fused: the fused image; ``ir``, ``vis``: the sources. Each is a numpy array (H, W) or
-            (H, W, 3) (uint8 as is, uint16 divided by 257, other integer types scaled by their
-            range, floats taken as [0, 1] and multiplied by 255), a torch tensor (H, W),
-            (1, H, W), (3, H, W) or (1, C, H, W) with values in [0, 1], or a path to an image
-            file (read with ``ivfuse.io.read_array``). The three must share H and W; a gray
+        fused: the fused image: a numpy array (H, W) or (H, W, 3) (uint8 as is, uint16
+            divided by 257, other integer types scaled by their range, floats taken as [0, 1]
+            and multiplied by 255), a torch tensor (H, W), (1, H, W), (3, H, W) or (1, C, H, W)
+            with values in [0, 1], or a path to an image file (read with
+            ``ivfuse.io.read_array``).
+        ir: the infrared source, same types. H and W must match the fused image's; a gray
             source with a colour fused image is fine.
+        vis: the visible source, same types and size rule.
         metrics: names (case-insensitive, e.g. ``["EN", "mi", "Qabf"]``) or one name; None
             means the metrics of the convention's reference table, in table order (see
             :func:`ivfuse.metrics.list_metrics`), plus ROI-SSIM when ``roi`` is given.
