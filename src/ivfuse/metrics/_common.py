@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["as_plane", "as_planes"]
+__all__ = ["as_plane", "as_planes", "sum_of_products", "sum_of_squares"]
 
 
 def as_plane(img, name: str = "image", min_size: int = 2) -> np.ndarray:
@@ -42,3 +42,14 @@ def as_planes(*imgs_and_names: tuple, min_size: int = 2) -> list[np.ndarray]:
         desc = ", ".join(f"{name} {a.shape}" for a, (_, name) in zip(arrs, imgs_and_names))
         raise ValueError(f"shape mismatch: {desc}")
     return arrs
+
+
+def sum_of_squares(x: np.ndarray) -> float:
+    """``sum(x * x)`` in one pass (BLAS dot product), float64."""
+    flat = x.ravel()
+    return float(np.dot(flat, flat))
+
+
+def sum_of_products(x: np.ndarray, y: np.ndarray) -> float:
+    """``sum(x * y)`` in one pass (BLAS dot product), float64."""
+    return float(np.dot(x.ravel(), y.ravel()))

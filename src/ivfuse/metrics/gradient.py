@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from ._common import as_plane, as_planes
+from ._common import as_plane, as_planes, sum_of_squares
 from ._filters import sobel
 from ._memo import Memo, cached
 from .conventions import DEFAULT_CONVENTION, check_convention
@@ -33,11 +33,12 @@ def spatial_frequency(img, convention: str = DEFAULT_CONVENTION) -> float:
     """
     convention = check_convention(convention)
     f = as_plane(img, "img")
-    dx2 = np.square(f[:, 1:] - f[:, :-1])
-    dy2 = np.square(f[1:, :] - f[:-1, :])
+    h, w = f.shape
+    rf = sum_of_squares(f[:, 1:] - f[:, :-1])
+    cf = sum_of_squares(f[1:, :] - f[:-1, :])
     if convention == "vifb":
-        return float(np.sqrt((dx2.sum() + dy2.sum()) / f.size))
-    return float(np.sqrt(dx2.mean() + dy2.mean()))
+        return float(np.sqrt((rf + cf) / f.size))
+    return float(np.sqrt(rf / (h * (w - 1)) + cf / ((h - 1) * w)))
 
 
 def average_gradient(img, convention: str = DEFAULT_CONVENTION) -> float:

@@ -13,7 +13,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from ._common import as_planes
+from ._common import as_planes, sum_of_squares
 from ._filters import matlab_gaussian_1d, separable_valid
 from ._memo import Memo, cached
 from .conventions import DEFAULT_CONVENTION, check_convention
@@ -23,8 +23,7 @@ __all__ = ["mse", "psnr", "rmse", "roi_ssim", "ssim", "ssim_map"]
 
 
 def _mean_sq(x: np.ndarray, f: np.ndarray) -> float:
-    d = x - f
-    return float(np.mean(d * d))
+    return sum_of_squares(x - f) / f.size
 
 
 def mse(a, b, f, convention: str = DEFAULT_CONVENTION) -> float:
@@ -49,7 +48,7 @@ def mse(a, b, f, convention: str = DEFAULT_CONVENTION) -> float:
 def _vifb_rmse(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
     """VIFB's RMSE: the mean over the sources of ``sqrt(sum((x - f)^2)) / (H W)``."""
     n = f.size
-    return (math.sqrt(np.sum((a - f) ** 2)) / n + math.sqrt(np.sum((b - f) ** 2)) / n) / 2.0
+    return (math.sqrt(sum_of_squares(a - f)) / n + math.sqrt(sum_of_squares(b - f)) / n) / 2.0
 
 
 def rmse(a, b, f, convention: str = DEFAULT_CONVENTION) -> float:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import as_plane, as_planes
+from ._common import as_plane, as_planes, sum_of_products, sum_of_squares
 
 __all__ = ["correlation", "correlation_coefficient", "scd", "standard_deviation"]
 
@@ -23,7 +23,7 @@ def standard_deviation(img) -> float:
         SD in gray levels. Higher is better (more contrast).
     """
     f = as_plane(img, "img", 1)
-    return float(np.sqrt(np.mean((f - f.mean()) ** 2)))
+    return float(np.sqrt(sum_of_squares(f - f.mean()) / f.size))
 
 
 def correlation(x, y) -> float:
@@ -39,9 +39,9 @@ def correlation(x, y) -> float:
     x, y = as_planes((x, "x"), (y, "y"), min_size=1)
     dx = x - x.mean()
     dy = y - y.mean()
-    den = np.sqrt(np.sum(dx * dx) * np.sum(dy * dy))
+    den = np.sqrt(np.float64(sum_of_squares(dx) * sum_of_squares(dy)))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return float(np.sum(dx * dy) / den)
+        return float(np.float64(sum_of_products(dx, dy)) / den)
 
 
 def correlation_coefficient(a, b, f) -> float:
