@@ -15,6 +15,10 @@ __all__ = ["select_device", "pad_to_multiple", "crop_to", "run_model", "availabl
 #: ``memory_per_pixel`` (float32 activations of a few dozen channels, kept during a forward pass).
 DEFAULT_MEMORY_PER_PIXEL = 2048
 
+#: Upper bound on the working memory of one forward pass chosen by automatic tiling, whatever the
+#: machine has free: beyond it larger tiles bring no speed, only the risk of swapping.
+MAX_WORKING_MEMORY = 2 * 1024**3
+
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
            "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
 
@@ -80,8 +84,8 @@ def available_memory(device: torch.device) -> int:
 
 
 def auto_tile_size(model: nn.Module, height: int, width: int, device: torch.device, budget: float = 0.5) -> int | None:
-    """Tile side that keeps a forward pass within ``budget`` of the available memory, or None if
-    the whole image fits.
+    """Tile side that keeps a forward pass within ``budget`` of the available memory (and within
+    :data:`MAX_WORKING_MEMORY`), or None if the whole image fits.
 
     The model's ``memory_per_pixel`` attribute (bytes per input pixel during a forward pass; see
     ``benchmarks/``) sets the estimate; parameter-free methods are cheap and never tiled.
@@ -91,7 +95,7 @@ def auto_tile_size(model: nn.Module, height: int, width: int, device: torch.devi
         if not any(True for _ in model.parameters()):
             return None
         per_px = DEFAULT_MEMORY_PER_PIXEL
-    max_px = budget * available_memory(device) / per_px
+    max_px = min(budget * available_memory(device), MAX_WORKING_MEMORY) / per_px
     if height * width <= max_px:
         return None
     side = int(max_px**0.5)
