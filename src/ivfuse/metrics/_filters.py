@@ -7,11 +7,13 @@ image, ``same`` keeps the input size.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
-from scipy import ndimage
 
 __all__ = [
     "block_sum",
+    "correlate_valid",
     "freqspace",
     "matlab_gaussian_1d",
     "separable_valid",
@@ -43,6 +45,65 @@ def matlab_gaussian_1d(size: int, sigma: float) -> np.ndarray:
     return g / g.sum()
 
 
+# Output rows (columns) per matrix product in the banded filtering below. Each product multiplies
+# a (TILE, (TILE - 1) * step + n) band of kernel copies with the matching input strip, so the
+# wasted multiplications by the band's zeros stay below a factor (TILE + n) / n of the useful ones
+# while the BLAS call still does enough work; 32 was fastest on 640x480 for n = 5..17.
+_TILE = 32
+
+
+@functools.lru_cache(maxsize=32)
+def _band(kernel: tuple[float, ...], step: int) -> np.ndarray:
+    """``(_TILE, (_TILE - 1) * step + n)`` matrix whose row t holds ``kernel`` starting at column ``t * step``."""
+    n = len(kernel)
+    band = np.zeros((_TILE, (_TILE - 1) * step + n), dtype=np.float64)
+    rows = np.arange(_TILE)
+    for i, c in enumerate(kernel):
+        band[rows, rows * step + i] = c
+    band.flags.writeable = False
+    return band
+
+
+def correlate_valid(img: np.ndarray, k: np.ndarray, axis: int, step: int = 1) -> np.ndarray:
+    """1-D 'valid' correlation of a 2-D array with ``k`` along ``axis``, keeping every ``step``-th output.
+
+    Output ``o`` along ``axis`` is ``sum_i k[i] img[o * step + i]``. Computed as matrix products of
+    the input, strip by strip, with a banded matrix of kernel copies (BLAS; two to three times
+    faster here than ``scipy.ndimage.correlate1d``, and no output that is thrown away is
+    computed). Float64 throughout; the results differ from a direct sum by rounding only.
+
+    Args:
+        img: (H, W) float64.
+        k: 1-D kernel of length n.
+        axis: 0 (along columns, i.e. over rows) or 1 (along rows).
+        step: output stride (2 filters and subsamples by 2 in one pass).
+
+    Returns:
+        float64 array with ``(L - n) // step + 1`` entries along ``axis`` (0 if ``L < n``),
+        ``L = img.shape[axis]``.
+    """
+    img = np.asarray(img, dtype=np.float64)
+    n = len(k)
+    length = img.shape[axis]
+    m = max((length - n) // step + 1, 0) if length >= n else 0
+    band = _band(tuple(float(c) for c in k), step)
+    if axis == 0:
+        out = np.empty((m, img.shape[1]), dtype=np.float64)
+        for j in range(0, m, _TILE):
+            t = min(_TILE, m - j)
+            span = (t - 1) * step + n
+            start = j * step
+            np.matmul(band[:t, :span], img[start : start + span], out=out[j : j + t])
+        return out
+    out = np.empty((img.shape[0], m), dtype=np.float64)
+    for j in range(0, m, _TILE):
+        t = min(_TILE, m - j)
+        span = (t - 1) * step + n
+        start = j * step
+        out[:, j : j + t] = img[:, start : start + span] @ band[:t, :span].T
+    return out
+
+
 def separable_valid(img: np.ndarray, k_rows: np.ndarray, k_cols: np.ndarray | None = None) -> np.ndarray:
     """Correlate with the separable kernel ``outer(k_rows, k_cols)`` keeping only the valid part.
 
@@ -58,15 +119,11 @@ def separable_valid(img: np.ndarray, k_rows: np.ndarray, k_cols: np.ndarray | No
     """
     if k_cols is None:
         k_cols = k_rows
-    rr, rc = len(k_rows) // 2, len(k_cols) // 2
-    h, w = img.shape
-    tmp = ndimage.correlate1d(img, k_rows, axis=0, mode="constant")[rr : h - rr]
-    out = ndimage.correlate1d(tmp, k_cols, axis=1, mode="constant")
-    return out[:, rc : w - rc]
+    return correlate_valid(correlate_valid(img, k_rows, 0), k_cols, 1)
 
 
 def separable_valid_decimate(img: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """``separable_valid(img, k)[::2, ::2]`` without computing the discarded columns.
+    """``separable_valid(img, k)[::2, ::2]`` without computing the discarded outputs.
 
     Args:
         img: (H, W) float64.
@@ -75,11 +132,7 @@ def separable_valid_decimate(img: np.ndarray, k: np.ndarray) -> np.ndarray:
     Returns:
         (ceil((H - n + 1) / 2), ceil((W - n + 1) / 2)) float64, ``n = len(k)``.
     """
-    r = len(k) // 2
-    h, w = img.shape
-    tmp = ndimage.correlate1d(img, k, axis=0, mode="constant")[r : h - r : 2]
-    out = ndimage.correlate1d(tmp, k, axis=1, mode="constant")
-    return out[:, r : w - r : 2]
+    return correlate_valid(correlate_valid(img, k, 0, step=2), k, 1, step=2)
 
 
 def sobel(img: np.ndarray, pad: str = "zero") -> tuple[np.ndarray, np.ndarray]:
