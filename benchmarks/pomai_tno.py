@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=TNO, help="folder with ir/ and vi/ (default ../shared TNO)")
     ap.add_argument("--model", default="pomai_cpu")
     ap.add_argument("--checkpoint", type=Path, help="safetensors weights instead of the shipped ones")
+    ap.add_argument("--stage", help="decode with this stage's path, e.g. stage1 to score a stage-one checkpoint")
+    ap.add_argument("--name", help="row name of the network in the tables (default: the model name)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--baselines-only", action="store_true")
@@ -99,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             net = create_model(args.model, checkpoint_path=args.checkpoint)
         else:
             net = create_model(args.model, pretrained=True)
+        if args.stage:
+            net.set_stage(args.stage)
         prof = model_profile(net)
         timing = timing_640x480(net)
         out.update(model=args.model, params=prof["params"], gflops_640x480=prof["gflops"],
@@ -106,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.model}: {prof['params']:,} params, {prof['gflops']:.3f} GFLOPs at 640x480, "
               f"{timing['wall_s']:.3f} s wall / {timing['cpu_s']:.3f} s CPU per 640x480 pair ({args.threads} threads)",
               flush=True)
-        results[args.model] = score(net, pairs)
-        print(f"  {args.model} scored", flush=True)
+        results[args.name or args.model] = score(net, pairs)
+        print(f"  {args.name or args.model} scored", flush=True)
 
     if not args.no_baselines:
         cache = args.baselines_json
@@ -127,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nTNO ({len(pairs)} pairs), convention {conv}, means:\n{table(results, conv)}")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
-    if args.card and args.model in results:
+    if args.card and args.model in results and not args.stage:
         card = json.loads(args.card.read_text()) if args.card.is_file() else {}
         card.update(params=out["params"], gflops=out["gflops_640x480"])
         card["metrics"] = {f"tno/{c}/{m}": round(v, 4) for c, row in results[args.model]["metrics"].items()
