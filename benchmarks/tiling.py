@@ -64,7 +64,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=ivfuse.DEFAULT_MODEL)
     ap.add_argument("--tile", type=int, default=256)
-    ap.add_argument("--overlap", type=int, default=32)
+    ap.add_argument("--overlap", type=int, default=64)
     args = ap.parse_args()
     torch.set_num_threads(2)
 

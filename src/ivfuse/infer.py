@@ -114,10 +114,18 @@ def tile_grid(length: int, tile: int, overlap: int) -> list[int]:
 
 
 def _ramp(n: int, overlap: int, taper_start: bool, taper_end: bool) -> torch.Tensor:
-    """1-D blending weights: linear ramps of ``overlap`` pixels on tapered sides, 1 elsewhere."""
+    """1-D blending weights of a tile.
+
+    On a side shared with a neighbour, the outer quarter of the overlap (where the network saw
+    the tile's artificial border) gets almost no weight and the rest ramps linearly to 1; the
+    neighbour's mirrored ramp covers those pixels with its interior. Sides on the image border
+    keep weight 1.
+    """
     w = torch.ones(n)
     if overlap > 0:
-        r = (torch.arange(1, overlap + 1, dtype=torch.float32) / (overlap + 1))[: n]
+        dead = overlap / 4.0
+        i = torch.arange(overlap, dtype=torch.float32)
+        r = ((i + 1 - dead) / (overlap - dead + 1)).clamp(1e-3, 1.0)[:n]
         if taper_start:
             w[: r.numel()] = torch.minimum(w[: r.numel()], r)
         if taper_end:
@@ -172,7 +180,7 @@ def run_model(
     dtype: str | torch.dtype = "float32",
     return_maps: bool = False,
     tile: int | str | None = "auto",
-    tile_overlap: int = 32,
+    tile_overlap: int = 64,
 ):
     """Fuse a batch with any registered model, at any size, within bounded memory.
 
