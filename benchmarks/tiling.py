@@ -1,6 +1,6 @@
 """Tiled inference: peak memory on a 3840x2160 pair, and tiled-vs-untiled agreement without seams.
 
-    python benchmarks/tiling.py [--model NAME] [--tile 256] [--overlap 32]
+    python benchmarks/tiling.py [--model NAME] [--tile 256] [--overlap 64]
 
 Prints (and writes to benchmarks/results/tiling.json):
 - peak resident memory of a fresh process fusing a 3840x2160 pair with automatic tiling;
