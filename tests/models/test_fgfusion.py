@@ -262,3 +262,14 @@ def test_loss_matches_the_engines_generic_fusion_loss():
     generic, _ = FusionLoss(structure="ncc", ssim=1, intensity_mode="select", intensity=10, gradient=10, bce=5,
                             mask_weight=3)(fused, maps, batch)
     assert torch.allclose(ours, generic, rtol=1e-5)
+
+
+def test_loss_is_registered_with_the_model():
+    """A resumed run builds its loss from config.json without the recipe lookup: the model import must register it."""
+    import subprocess
+    import sys
+
+    code = ("from ivfuse.losses import list_losses; assert 'fgfusion' not in list_losses(); "
+            "from ivfuse.models import get_model_entry; get_model_entry('fgfusion_cpu'); "
+            "assert 'fgfusion' in list_losses()")
+    subprocess.run([sys.executable, "-c", code], check=True)

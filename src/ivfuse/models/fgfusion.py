@@ -18,6 +18,8 @@ choices below are constructor arguments, documented on :class:`FGFusion`.
 
 from __future__ import annotations
 
+import importlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -556,3 +558,17 @@ def fgfusion(**kwargs) -> FGFusion:
 def fgfusion_cpu(**kwargs) -> FGFusion:
     """FGFusion, small CPU variant (widths 8/24), trained on RoadScene; returns a foreground map."""
     return FGFusion(**{**CPU_CONFIG, **kwargs})
+
+
+def _register_loss() -> None:
+    # The "fgfusion" loss lives with its recipe. A run resumed from its saved config.json does not
+    # go through the recipe lookup (which is what imports recipe modules), so the loss would be
+    # unknown; importing it with the model registers it wherever the model can be built.
+    try:
+        importlib.import_module("ivfuse.train.recipe_fgfusion")
+    except ModuleNotFoundError as exc:  # a stripped-down install without the training engine
+        if not (exc.name or "").startswith("ivfuse.train"):
+            raise
+
+
+_register_loss()
