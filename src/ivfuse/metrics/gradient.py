@@ -119,15 +119,21 @@ def _logistic(x: np.ndarray, top: float, k: float, centre: float) -> np.ndarray:
 
 def _qabf_preservation(g_src: np.ndarray, a_src: np.ndarray, g_f: np.ndarray, a_f: np.ndarray) -> np.ndarray:
     """Per-pixel edge preservation Q^{XF} = Q_g * Q_a."""
-    strength = np.where(g_src == g_f, g_f, 0.0)  # the references' quirk: gF itself where equal
-    np.divide(g_f, g_src, out=strength, where=g_src > g_f)
-    np.divide(g_src, g_f, out=strength, where=g_src < g_f)
-    orientation = a_src - a_f
-    np.abs(orientation, out=orientation)
-    orientation /= -(math.pi / 2)
-    orientation += 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        strength = np.minimum(g_src, g_f)
+        strength /= np.maximum(g_src, g_f)
+    np.copyto(strength, g_f, where=g_src == g_f)  # the references' quirk: gF itself where equal
+    # Orientation term 1 - |aX - aF| / (pi/2) folded into its logistic's exponent:
+    # ka (1 - d / (pi/2) - Da) = ka (1 - Da) - (ka / (pi/2)) d.
+    exponent = a_src - a_f
+    np.abs(exponent, out=exponent)
+    exponent *= -_QABF["ka"] / (math.pi / 2)
+    exponent += _QABF["ka"] * (1.0 - _QABF["Da"])
+    np.exp(exponent, out=exponent)
+    exponent += 1.0
     q = _logistic(strength, _QABF["Tg"], _QABF["kg"], _QABF["Dg"])
-    q *= _logistic(orientation, _QABF["Ta"], _QABF["ka"], _QABF["Da"])
+    q /= exponent
+    q *= _QABF["Ta"]
     return q
 
 
@@ -198,12 +204,15 @@ def _nabf_features(img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 def _nabf_preservation(g_src: np.ndarray, a_src: np.ndarray, g_f: np.ndarray, a_f: np.ndarray) -> np.ndarray:
     c = _NABF
-    ratio = np.zeros_like(g_src)
-    both = (g_src != 0) & (g_f != 0)
-    src_larger = both & (g_src > g_f)
-    np.divide(g_f, g_src, out=ratio, where=src_larger)
-    np.divide(g_src, g_f, out=ratio, where=both & ~src_larger)
-    orientation = np.abs(np.abs(a_src - a_f) - math.pi / 2) * 2.0 / math.pi
+    # Smaller over larger strength; 0 where either is 0 (then the smaller one is 0).
+    larger = np.maximum(g_src, g_f)
+    ratio = np.minimum(g_src, g_f)
+    np.divide(ratio, larger, out=ratio, where=larger > 0)
+    orientation = a_src - a_f
+    np.abs(orientation, out=orientation)
+    orientation -= math.pi / 2
+    np.abs(orientation, out=orientation)
+    orientation *= 2.0 / math.pi
     q = _logistic(ratio, c["Nrg"], -c["kg"], c["sg"])
     q *= _logistic(orientation, c["Nra"], -c["ka"], c["sa"])
     return np.sqrt(q, out=q)

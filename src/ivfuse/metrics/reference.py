@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import ndimage
 
 from ._common import as_planes, sum_of_squares
 from ._filters import matlab_gaussian_1d, separable_valid
@@ -106,13 +105,15 @@ _SK_WIN = 7
 _SK_PAD = (_SK_WIN - 1) // 2
 _SK_NORM = _SK_WIN * _SK_WIN / (_SK_WIN * _SK_WIN - 1.0)
 _SK_C = ((0.01 * 2.0) ** 2, (0.03 * 2.0) ** 2)
+_BOX = np.full(_SK_WIN, 1.0 / _SK_WIN)
 
 
 def _local_mean(img: np.ndarray, convention: str) -> np.ndarray:
     """Windowed mean over the region the convention averages (map coordinates)."""
     if convention == "cddfuse":
-        out = ndimage.uniform_filter(img, _SK_WIN, mode="reflect")
-        return out[_SK_PAD:-_SK_PAD, _SK_PAD:-_SK_PAD]
+        # scikit-image's reflect-padded uniform filter, cropped by the half-window: the crop
+        # removes every output that saw the padding, so this is the 'valid' box filter.
+        return separable_valid(img, _BOX)
     return separable_valid(img, _GAUSS)
 
 
