@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["as_plane", "as_planes", "sum_of_products", "sum_of_squares"]
+from ._memo import Memo, cached
+
+__all__ = ["as_plane", "as_planes", "normalised_255", "normalize_255", "sum_of_products", "sum_of_squares"]
 
 
 def as_plane(img, name: str = "image", min_size: int = 2) -> np.ndarray:
@@ -53,3 +55,20 @@ def sum_of_squares(x: np.ndarray) -> float:
 def sum_of_products(x: np.ndarray, y: np.ndarray) -> float:
     """``sum(x * y)`` in one pass (BLAS dot product), float64."""
     return float(np.dot(x.ravel(), y.ravel()))
+
+
+def normalize_255(img: np.ndarray) -> np.ndarray:
+    """Min-max normalise to 0..255 and round half away from zero (Z. Liu's ``normalize1``).
+
+    An all-zero image stays zero; any other constant image also maps to zeros (the reference
+    would divide by zero).
+    """
+    lo, hi = img.min(), img.max()
+    if hi == lo:
+        return np.zeros_like(img)
+    return np.floor((img - lo) / (hi - lo) * 255.0 + 0.5)
+
+
+def normalised_255(img: np.ndarray, memo: Memo | None = None) -> np.ndarray:
+    """:func:`normalize_255` of ``img``, computed once per image through ``memo`` (MI, Qcb and Qcv share it)."""
+    return cached(memo, ("normalised-255",), img, normalize_255)

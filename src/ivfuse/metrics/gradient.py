@@ -94,16 +94,17 @@ def _qabf_edges(img: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
     pattern of equal strengths that the reference's ``gA == gF`` test sees.
     """
     dx, dy = sobel(img, "zero")
-    sx, sy = -dx, dy  # conv2 flips the kernels [-1 0 1; -2 0 2; -1 0 1] and [1 2 1; 0 0 0; -1 -2 -1]
-    g = sx * sx
-    g += sy * sy
+    # conv2 flips the kernels [-1 0 1; -2 0 2; -1 0 1] and [1 2 1; 0 0 0; -1 -2 -1]: Sx = -dx, Sy = dy.
+    g = dx * dx
+    g += dy * dy
     np.sqrt(g, out=g)
     if scale != 1.0:
         g *= scale
-    nonzero = sx != 0
-    a = np.divide(sy, sx, out=np.zeros_like(sy), where=nonzero)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.divide(dy, dx)
+    np.negative(a, out=a)  # Sy / Sx
     np.arctan(a, out=a)
-    a[~nonzero] = math.pi / 2
+    np.copyto(a, math.pi / 2, where=dx == 0)
     return g, a
 
 

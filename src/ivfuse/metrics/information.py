@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import as_plane, as_planes
+from ._common import as_plane, as_planes, normalised_255
 from ._memo import Memo, cached
 from .conventions import DEFAULT_CONVENTION, check_convention
 
@@ -69,13 +69,12 @@ def _joint_entropy(la: np.ndarray, lb: np.ndarray, nb: int, log=np.log2) -> floa
     return _entropy_of_counts(np.bincount(joint.ravel()), log)
 
 
-def _vifb_mi_levels(img: np.ndarray) -> tuple[np.ndarray, int, float]:
-    """VIFB: min-max normalise, ``int16(255 x)`` levels (half away from zero); natural-log entropy."""
-    lo, hi = img.min(), img.max()
-    if hi == lo:
-        levels = np.zeros(img.shape, dtype=np.intp)
-    else:
-        levels = np.floor((img - lo) / (hi - lo) * 255.0 + 0.5).astype(np.intp)
+def _vifb_mi_levels(img: np.ndarray, memo: Memo | None = None) -> tuple[np.ndarray, int, float]:
+    """VIFB: min-max normalise, ``int16(255 x)`` levels (half away from zero); natural-log entropy.
+
+    The levels are those of Qcb's and Qcv's normalisation (zeros for a constant image), shared through ``memo``.
+    """
+    levels = normalised_255(img, memo).astype(np.intp)
     return levels, _LEVELS, _entropy_of_counts(np.bincount(levels.ravel(), minlength=_LEVELS), np.log)
 
 
@@ -103,8 +102,12 @@ _MI_LEVELS = {"vifb": _vifb_mi_levels, "cddfuse": _cddfuse_mi_levels, "tang": _t
 
 
 def _mi_pair(x: np.ndarray, f: np.ndarray, convention: str, memo: Memo | None = None) -> float:
-    lx, _, hx = cached(memo, ("mi", convention), x, _MI_LEVELS[convention])
-    lf, nf, hf = cached(memo, ("mi", convention), f, _MI_LEVELS[convention])
+    if convention == "vifb":
+        levels = lambda im: _vifb_mi_levels(im, memo)  # noqa: E731
+    else:
+        levels = _MI_LEVELS[convention]
+    lx, _, hx = cached(memo, ("mi", convention), x, levels)
+    lf, nf, hf = cached(memo, ("mi", convention), f, levels)
     log = np.log2 if convention == "tang" else np.log
     mi = hx + hf - _joint_entropy(lx, lf, nf, log)
     # scikit-learn clips tiny negative rounding results to 0.

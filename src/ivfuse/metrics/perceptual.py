@@ -11,7 +11,7 @@ import math
 import numpy as np
 from scipy import fft as _fft
 
-from ._common import as_planes
+from ._common import as_planes, normalised_255
 from ._filters import (
     block_sum,
     freqspace,
@@ -149,18 +149,6 @@ def _vif(a: np.ndarray, b: np.ndarray, f: np.ndarray, convention: str, memo: Mem
     return total
 
 
-def _normalize_255(img: np.ndarray) -> np.ndarray:
-    """Min-max normalise to 0..255 and round half away from zero (Z. Liu's ``normalize1``).
-
-    An all-zero image stays zero; any other constant image also maps to zeros (the reference
-    would divide by zero).
-    """
-    lo, hi = img.min(), img.max()
-    if hi == lo:
-        return np.zeros_like(img)
-    return np.floor((img - lo) / (hi - lo) * 255.0 + 0.5)
-
-
 # Qcb (Chen and Blum 2009) constants.
 _QCB_F0, _QCB_F1, _QCB_A = 15.3870, 1.3456, 0.7622
 _QCB_Z = 1e-4  # masked contrast C^p / (C^q + Z) with p = 3, q = 2
@@ -200,9 +188,11 @@ def _qcb_filters(shape: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int], n
     return csf, padded, spectra[0], spectra[1]
 
 
-def _normalised_spectrum(img: np.ndarray) -> np.ndarray:
+def _normalised_spectrum(img: np.ndarray, memo: Memo | None = None) -> np.ndarray:
     """``rfft2`` of the min-max normalised image, shared by Qcb and Qcv."""
-    return _fft.rfft2(_normalize_255(img), workers=1)
+    return cached(
+        memo, ("normalised-spectrum",), img, lambda im: _fft.rfft2(normalised_255(im, memo), workers=1)
+    )
 
 
 def _qcb_masked_contrast(img: np.ndarray, memo: Memo | None = None) -> np.ndarray:
@@ -212,7 +202,7 @@ def _qcb_masked_contrast(img: np.ndarray, memo: Memo | None = None) -> np.ndarra
     """
     h, w = img.shape
     csf, padded, g1, g2 = _qcb_filters((h, w))
-    spectrum = cached(memo, ("normalised-spectrum",), img, _normalised_spectrum)
+    spectrum = _normalised_spectrum(img, memo)
     filtered = _fft.irfft2(spectrum * csf, s=(h, w), workers=1)
     spec = _fft.rfft2(filtered, s=padded, workers=1)
     num = _fft.irfft2(spec * g1, s=padded, workers=1)[:h, :w]
@@ -286,9 +276,9 @@ def _qcv_csf(shape: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(np.fft.ifftshift(csf)[:, : w // 2 + 1])
 
 
-def _qcv_saliency(img: np.ndarray) -> np.ndarray:
+def _qcv_saliency(img: np.ndarray, memo: Memo | None = None) -> np.ndarray:
     """Per-source Qcv feature: sum over 16x16 blocks of ``g^5``, ``g`` the zero-padded Sobel strength."""
-    dx, dy = sobel(_normalize_255(img), "zero")
+    dx, dy = sobel(normalised_255(img, memo), "zero")
     g2 = dx * dx
     g2 += dy * dy
     g5 = g2 * g2
@@ -321,12 +311,12 @@ def qcv(a, b, f) -> float:
 def _qcv(a: np.ndarray, b: np.ndarray, f: np.ndarray, memo: Memo | None = None) -> float:
     h, w = f.shape
     csf = _qcv_csf((h, w))
-    spec_f = cached(memo, ("normalised-spectrum",), f, _normalised_spectrum)
+    spec_f = _normalised_spectrum(f, memo)
     num = 0.0
     den = 0.0
     for src in (a, b):
-        spec = cached(memo, ("normalised-spectrum",), src, _normalised_spectrum)
-        saliency = cached(memo, ("qcv-saliency",), src, _qcv_saliency)
+        spec = _normalised_spectrum(src, memo)
+        saliency = cached(memo, ("qcv-saliency",), src, lambda im: _qcv_saliency(im, memo))
         # The CSF filter is linear: filter(src - f) = ifft((S_src - S_f) * csf).
         diff = _fft.irfft2((spec - spec_f) * csf, s=(h, w), workers=1)
         diff *= diff
