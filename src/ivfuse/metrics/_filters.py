@@ -174,8 +174,11 @@ def block_sum(img: np.ndarray, block: int) -> np.ndarray:
     """
     h, w = img.shape
     hb, wb = -(-h // block), -(-w // block)
-    padded = np.zeros((hb * block, wb * block), dtype=np.float64)
-    padded[:h, :w] = img
+    if (hb * block, wb * block) == (h, w):
+        padded = img  # whole tiles only: no padding copy
+    else:
+        padded = np.zeros((hb * block, wb * block), dtype=np.float64)
+        padded[:h, :w] = img
     return padded.reshape(hb, block, wb, block).sum(axis=(1, 3))
 
 

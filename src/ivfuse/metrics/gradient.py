@@ -194,12 +194,17 @@ _NABF = {
 
 def _nabf_features(img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sobel/8 with mirror padding: strength, orientation ``atan(gv / gh)`` (0 where both are 0), weight."""
+    # gv = dx / 8 and gh = dy / 8; scaling by a power of two is exact, so the strength can be
+    # scaled after the square root and the orientation needs no scaling at all.
     dx, dy = sobel(img, "mirror")
-    gv, gh = dx / 8.0, dy / 8.0
-    g = np.sqrt(gh * gh + gv * gv)
+    g = dy * dy
+    g += dx * dx
+    np.sqrt(g, out=g)
+    g *= 0.125
     with np.errstate(divide="ignore", invalid="ignore"):
-        a = np.arctan(gv / gh)  # gh == 0 gives +-pi/2, like MATLAB's atan(+-Inf)
-    a[(gv == 0) & (gh == 0)] = 0.0
+        a = np.divide(dx, dy)
+    np.arctan(a, out=a)  # gh == 0 gives +-pi/2, like MATLAB's atan(+-Inf)
+    np.copyto(a, 0.0, where=g == 0)  # both responses 0
     return g, a, _nabf_weights(g)
 
 
