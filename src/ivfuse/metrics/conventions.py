@@ -121,8 +121,11 @@ def cv2_gray(rgb: np.ndarray) -> np.ndarray:
     Returns:
         (H, W) float64 with integer values.
     """
-    c = rgb.astype(np.float32)
-    y = c[..., 2] * np.float32(0.114) + c[..., 1] * np.float32(0.587) + c[..., 0] * np.float32(0.299)
+    # Each product casts its channel to float32 and multiplies in float32 (no float32 copy of
+    # the whole image); the sum runs in OpenCV's order, B + G + R.
+    y = np.multiply(rgb[..., 2], np.float32(0.114), dtype=np.float32)
+    y += np.multiply(rgb[..., 1], np.float32(0.587), dtype=np.float32)
+    y += np.multiply(rgb[..., 0], np.float32(0.299), dtype=np.float32)
     return np.round(y).astype(np.float64)
 
 
