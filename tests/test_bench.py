@@ -51,3 +51,16 @@ def test_bench_writes_full_report(tmp_path, rng):
     assert "grid_mini.png" in page and "<table>" in page
     assert "| average |" in (out / "report.md").read_text()
     assert len(list((out / "fused" / "mini" / "max").iterdir())) == 3
+
+
+def test_discovered_peers_only_score_datasets_they_cover(tmp_path, rng):
+    big, small = tmp_path / "big", tmp_path / "small"
+    _dataset(big, rng, n=3)
+    _dataset(small, rng, n=1)
+    peers = tmp_path / "peers" / "Other"
+    write_image(peers / "p0.png", rng.integers(0, 256, (36, 44)).astype(np.uint8))
+    out = tmp_path / "rep"
+    assert main(["bench", "--data", str(big), "--data", str(small), "--models", "average", "--peers",
+                 str(tmp_path / "peers"), "--metrics", "EN", "--no-speed", "-o", str(out), "-q"]) == 0
+    assert json.loads((out / "quality_big.json").read_text())["methods"] == ["average"]
+    assert json.loads((out / "quality_small.json").read_text())["methods"] == ["average", "Other"]

@@ -272,8 +272,8 @@ def run_bench(
         models: registered model names to run.
         out_dir: report folder.
         peers: explicit peers, applied to every dataset where their images are found.
-        peers_dirs: folders discovered with :func:`discover_peers`, matched to the dataset whose
-            pair names they contain.
+        peers_dirs: folders discovered with :func:`discover_peers`; a method found there is scored
+            on a dataset only if it has a fused image for every pair of it.
         metrics, convention: what to score (default: the convention's table).
         grid_pairs: pairs shown in each comparison grid.
         speed: also measure the speed table.
@@ -302,13 +302,15 @@ def run_bench(
             if res.failed:
                 log(f"[{label}] {model}: {len(res.failed)} pairs failed: {res.failed[:3]}")
             fused_dirs[model] = (dest, "{name}")
-        ds_peers = list(peers)
-        for pd in peers_dirs:
-            ds_peers += discover_peers(pd, names)
-        for peer in ds_peers:
+        for peer in peers:  # explicit peers: scored wherever they have images (missing ones are reported)
             found = find_fused(peer.folder, names, peer.template)
             if any(v is not None for v in found.values()):
                 fused_dirs[peer.name] = (peer.folder, peer.template)
+        for pd in peers_dirs:  # discovered peers belong to the dataset they fully cover
+            for peer in discover_peers(pd, names):
+                found = find_fused(peer.folder, names, peer.template)
+                if all(v is not None for v in found.values()):
+                    fused_dirs[peer.name] = (peer.folder, peer.template)
         for name, (folder, template) in fused_dirs.items():
             fused = find_fused(folder, names, template)
             ms = score_method(name, scan.pairs, fused, metric_names, conv, progress=progress)
