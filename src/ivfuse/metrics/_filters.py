@@ -48,16 +48,18 @@ def matlab_gaussian_1d(size: int, sigma: float) -> np.ndarray:
 # Outputs per matrix product in the banded filtering below. Each product multiplies a
 # (tile, (tile - 1) * step + n) band of kernel copies with the matching input strip: the band's
 # zeros waste a factor (tile + n) / n of multiplications, which small tiles keep low, while each
-# BLAS call must still do enough work. These were fastest on 640x480 for n = 3..17.
+# BLAS call must still do enough work. These were fastest on 640x480 for n = 7..31: 16 along
+# axis 0, 24 for the transposed products along axis 1.
 _TILE = 16
+_TILE_T = 24
 
 
 @functools.lru_cache(maxsize=32)
-def _band(kernel: tuple[float, ...], step: int) -> np.ndarray:
-    """``(_TILE, (_TILE - 1) * step + n)`` matrix whose row t holds ``kernel`` starting at column ``t * step``."""
+def _band(kernel: tuple[float, ...], step: int, tile: int) -> np.ndarray:
+    """``(tile, (tile - 1) * step + n)`` matrix whose row t holds ``kernel`` starting at column ``t * step``."""
     n = len(kernel)
-    band = np.zeros((_TILE, (_TILE - 1) * step + n), dtype=np.float64)
-    rows = np.arange(_TILE)
+    band = np.zeros((tile, (tile - 1) * step + n), dtype=np.float64)
+    rows = np.arange(tile)
     for i, c in enumerate(kernel):
         band[rows, rows * step + i] = c
     band.flags.writeable = False
@@ -90,14 +92,19 @@ def correlate_valid(img: np.ndarray, k: np.ndarray, axis: int, step: int = 1) ->
     """
     img = np.asarray(img, dtype=np.float64)
     if axis == 1:
-        return correlate_valid(img.T, k, 0, step).T
+        return _correlate_rows(img.T, k, step, _TILE_T).T
+    return _correlate_rows(img, k, step, _TILE)
+
+
+def _correlate_rows(img: np.ndarray, k: np.ndarray, step: int, tile: int) -> np.ndarray:
+    """:func:`correlate_valid` along axis 0, ``tile`` outputs per matrix product."""
     n = len(k)
     length = img.shape[0]
     m = (length - n) // step + 1 if length >= n else 0
-    band = _band(tuple(float(c) for c in k), step)
+    band = _band(tuple(float(c) for c in k), step, tile)
     out = np.empty((m, img.shape[1]), dtype=np.float64)
-    for j in range(0, m, _TILE):
-        t = min(_TILE, m - j)
+    for j in range(0, m, tile):
+        t = min(tile, m - j)
         span = (t - 1) * step + n
         start = j * step
         np.matmul(band[:t, :span], img[start : start + span], out=out[j : j + t])
