@@ -17,9 +17,9 @@ from .models import create_model, get_model_entry
 
 __all__ = ["DEFAULT_MODEL", "fuse", "fuse_folder", "FolderResult", "resolve_model"]
 
-#: The model ``fuse`` and ``ivfuse fuse`` use when none is named. A training-free baseline until
-#: trained networks are benchmarked (see README for the choice).
-DEFAULT_MODEL = "gff"
+#: The model ``fuse``, ``ivfuse fuse`` and ``ivfuse demo`` use when none is named: the best of the
+#: trained networks in the benchmark tables (docs/benchmark/; README says why).
+DEFAULT_MODEL = "fusionnet_cpu"
 
 ModelLike = Union[str, nn.Module]
 

@@ -1,0 +1,132 @@
+"""Check the benchmark targets against an ``ivfuse bench`` report and print them as Markdown.
+
+    python benchmarks/targets.py runs/report [--model fusionnet_cpu] [--out docs/benchmark/targets.md]
+
+For the model (default: ``ivfuse.DEFAULT_MODEL``):
+
+* TNO: on which of EN, SD, SF, AG, MI, VIF, Qabf, SSIM it beats every training-free baseline
+  (target: at least 6 of 8);
+* VIFB pairs: its rank among the published methods' fused images (the peers of that table) on each
+  metric, 1 = best (target: top five on at least 5 of 8);
+* speed: its median latency per 640x480 pair (target: at most 0.5 s) from the speed table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+TARGET_METRICS = ["EN", "SD", "SF", "AG", "MI", "VIF", "Qabf", "SSIM"]
+BASELINES = ["average", "max", "laplacian", "dwt", "gff"]
+
+
+def _better(a: float, b: float, higher: bool) -> bool:
+    return a > b if higher else a < b
+
+
+def tno_wins(table: dict, model: str) -> list[tuple[str, float, str, float, bool]]:
+    """Per metric: the model's mean, the best baseline and its mean, and whether the model beats it."""
+    rows = []
+    for m in TARGET_METRICS:
+        higher = table["higher_is_better"][m]
+        ours = table["mean"][model][m]
+        base = [(b, table["mean"][b][m]) for b in BASELINES if b in table["mean"]]
+        best_name, best = (max if higher else min)(base, key=lambda kv: kv[1])
+        rows.append((m, ours, best_name, best, _better(ours, best, higher)))
+    return rows
+
+
+def peer_ranks(table: dict, model: str, own: set[str]) -> list[tuple[str, float, int, int]]:
+    """Per metric: the model's mean, its rank among the peers plus itself, and the number of peers."""
+    peers = [p for p in table["methods"] if p not in own]
+    rows = []
+    for m in TARGET_METRICS:
+        higher = table["higher_is_better"][m]
+        ours = table["mean"][model][m]
+        ahead = sum(_better(table["mean"][p][m], ours, higher) for p in peers)
+        rows.append((m, ours, ahead + 1, len(peers)))
+    return rows
+
+
+def headline(report: dict, label: str = "tno") -> str:
+    """The README's table: each model's TNO means on the 8 target metrics, its latency and parameters."""
+    table = report["datasets"][label]["table"]
+    speed = {s["model"]: s for s in report.get("speed", [])}
+    methods = table["methods"]
+    marks: dict[tuple[str, str], str] = {}
+    for m in TARGET_METRICS:
+        order = sorted(methods, key=lambda k: table["mean"][k][m], reverse=table["higher_is_better"][m])
+        marks[order[0], m] = "**"
+        if len(order) > 1:
+            marks[order[1], m] = "_"
+    head = "| method | " + " | ".join(f"{m} ↑" for m in TARGET_METRICS) + " | s / 640x480 | params |"
+    lines = [head, "|---|" + "---:|" * (len(TARGET_METRICS) + 2)]
+    for k in methods:
+        cells = []
+        for m in TARGET_METRICS:
+            v = table["mean"][k][m]
+            txt = f"{v:.3f}" if abs(v) < 10 else f"{v:.2f}"
+            mk = marks.get((k, m), "")
+            cells.append(f"{mk}{txt}{mk}")
+        sp = speed.get(k)
+        lat = f"{sp['latency_s']:.3f}" if sp else "-"
+        params = f"{sp['params']:,}" if sp else "-"
+        lines.append(f"| `{k}` | " + " | ".join(cells) + f" | {lat} | {params} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("report", type=Path, help="folder written by ivfuse bench (report.json)")
+    ap.add_argument("--model", default=None, help="model to check (default: ivfuse.DEFAULT_MODEL)")
+    ap.add_argument("--tno", default="tno", help="label of the TNO table")
+    ap.add_argument("--vifb", default="vifb", help="label of the VIFB table")
+    ap.add_argument("--out", type=Path, default=None, help="also write the Markdown here")
+    ap.add_argument("--headline", action="store_true", help="print the README's headline table instead")
+    args = ap.parse_args(argv)
+    if args.model is None:
+        from ivfuse import DEFAULT_MODEL
+
+        args.model = DEFAULT_MODEL
+    report = json.loads((args.report / "report.json").read_text())
+    if args.headline:
+        print(headline(report, args.tno))
+        return 0
+    datasets = report["datasets"]
+    # The report's own models (not peers): those of the speed table and of the TNO table, which has no peers.
+    own = {s["model"] for s in report.get("speed", [])} | set(BASELINES)
+    own |= set(datasets.get(args.tno, {}).get("table", {}).get("methods", []))
+    lines = [f"# Benchmark targets: `{args.model}`", ""]
+
+    if args.tno in datasets:
+        rows = tno_wins(datasets[args.tno]["table"], args.model)
+        wins = sum(r[4] for r in rows)
+        lines += [f"## TNO: beats every training-free baseline on {wins} of 8 (target: 6)", "",
+                  f"| metric | {args.model} | best baseline | its value | beaten |", "|---|---:|---|---:|---|"]
+        lines += [f"| {m} | {o:.4g} | {b} | {v:.4g} | {'yes' if w else 'no'} |" for m, o, b, v, w in rows]
+        lines.append("")
+    if args.vifb in datasets:
+        rows = peer_ranks(datasets[args.vifb]["table"], args.model, own)
+        top5 = sum(r[2] <= 5 for r in rows)
+        n = rows[0][3] if rows else 0
+        lines += [f"## VIFB pairs: in the top five of the {n} published methods on {top5} of 8 (target: 5)", "",
+                  f"| metric | {args.model} | rank (1 = best) |", "|---|---:|---:|"]
+        lines += [f"| {m} | {o:.4g} | {r} of {k + 1} |" for m, o, r, k in rows]
+        lines.append("")
+    speed = {s["model"]: s for s in report.get("speed", [])}
+    if args.model in speed:
+        s = speed[args.model]
+        lat = s["latency_s"]
+        lines += [f"## Speed: {lat:.3f} s per 640x480 pair (target: 0.5 s), {s['peak_mb']:.0f} MB peak", ""]
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
