@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         card["params"], card["gflops"] = prof["params"], prof["gflops"]
         card["metrics"] = {f"tno/{c}/{m}": round(v, 4) for c, ms in results[args.model]["metrics"].items()
                            for m, v in ms.items()}
+        # Same key as the other cards: median wall seconds of one 640x480 forward pass.
+        card["metrics"][f"cpu_sec_640x480_{args.threads}threads"] = round(latency, 3)
         card["wall_seconds_640x480"] = round(latency, 4)
         card["cpu_time_640x480"] = round(cpu, 4)
         card["baselines_tno"] = {n: {f"{c}/{m}": round(v, 4) for c, ms in r["metrics"].items() for m, v in ms.items()}
