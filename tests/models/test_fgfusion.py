@@ -14,7 +14,7 @@ from ivfuse.models.registry import count_parameters, weights_dir
 from ivfuse.train.recipe_fgfusion import ABLATIONS, FGFusionLoss, ablation_config
 from ivfuse.train.recipes import make_config
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 
 TINY = {"dim": 4, "deep_dim": 8, "shallow_blocks": 1, "deep_blocks": 1, "inn_layers": 2, "heads": 2,
         "attention_pool": 4, "dense_layers": 2, "growth": 4, "fidelity_blocks": 1}
@@ -229,11 +229,23 @@ def test_shipped_weights_on_a_tno_pair():
     p = load_pair(tno / "ir" / name, tno / "vi" / name)
     model = create_model("fgfusion_cpu", pretrained=True)
     with torch.no_grad():
-        fused = model(p.ir, p.vis)
-    # The fused image correlates with both inputs.
-    f = fused.flatten()
-    for src in (p.ir.flatten(), p.vis.flatten()):
-        assert float(torch.corrcoef(torch.stack((f, src)))[0, 1]) > 0.2
+        fused, maps = model(p.ir, p.vis, return_maps=True)
+        average = create_model("average")(p.ir, p.vis)
+
+    def corr(a, b):
+        return float(torch.corrcoef(torch.stack((a.flatten(), b.flatten())))[0, 1])
+
+    # The fused image follows both inputs at least about as well as plain averaging does. (A fixed
+    # threshold does not work here: on the first TNO pair infrared and visible are anticorrelated,
+    # about -0.6, and the visible image has the larger contrast, so the average's correlation with
+    # the infrared image is about 0.)
+    for src in (p.ir, p.vis):
+        assert corr(fused, src) > corr(average, src) - 0.1
+    assert corr(fused, p.vis) > 0.5
+    # The foreground map marks a small, warm part of the scene.
+    fg = maps["foreground"] > 0.5
+    assert 0.005 < float(fg.float().mean()) < 0.5
+    assert float(p.ir[fg].mean()) > float(p.ir.mean()) + 0.1
 
 
 @pytest.mark.parametrize("norm", ["batch", "layer", "instance"])
