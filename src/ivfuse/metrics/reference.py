@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from ._common import as_planes, sum_of_squares
-from ._filters import matlab_gaussian_1d, separable_valid
+from ._filters import matlab_gaussian_1d, separable_valid_stack
 from ._memo import Memo, cached
 from .conventions import DEFAULT_CONVENTION, check_convention
 from .roi import roi_mask
@@ -99,62 +99,134 @@ def psnr(a, b, f, convention: str = DEFAULT_CONVENTION) -> float:
 # SSIM windows. VIFB and Tang: MATLAB fspecial('gaussian', 11, 1.5), 'valid' filtering, L = 255.
 _GAUSS = matlab_gaussian_1d(11, 1.5)
 _GAUSS_C = ((0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2)
+# Gaussian SSIM runs in float32 on images shifted by 128: the local variance E[x^2] - E[x]^2 then
+# involves second moments of at most 128^2 (not 255^2), whose float32 rounding (about 1e-3 here) is
+# negligible next to C2 = 58.5. Means, variances and the map are float32; their averages float64.
+_GAUSS_SHIFT = 128.0
+_GAUSS32 = _GAUSS.astype(np.float32)
 # CDDFuse: scikit-image 0.19 defaults, 7x7 uniform window with reflect padding, sample covariance,
 # and data_range = 2 because float input without data_range takes the float dtype range [-1, 1].
 _SK_WIN = 7
 _SK_PAD = (_SK_WIN - 1) // 2
-_SK_NORM = _SK_WIN * _SK_WIN / (_SK_WIN * _SK_WIN - 1.0)
+_SK_N = _SK_WIN * _SK_WIN
 _SK_C = ((0.01 * 2.0) ** 2, (0.03 * 2.0) ** 2)
-_BOX = np.full(_SK_WIN, 1.0 / _SK_WIN)
+# The SSIM formula written with window sums S1 = sum x, S2 = sum x^2, S12 = sum x y instead of
+# means: mu = S1 / 49 and the sample (co)variance (49 S12 - S1x S1y) / (49 * 48), so that
+# (2 mu_x mu_y + C1)(2 cov + C2) / ((mu_x^2 + mu_y^2 + C1)(var_x + var_y + C2)) is
+# (2 P + C1') (2 (49 S12 - P) + C2') / ((S1x^2 + S1y^2 + C1') (Qx + Qy + C2')) with P = S1x S1y,
+# Q = 49 S2 - S1^2, C1' = 49^2 C1 and C2' = 49 * 48 C2.
+_SK_C1 = _SK_N * _SK_N * _SK_C[0]
+_SK_C2 = _SK_N * (_SK_N - 1) * _SK_C[1]
+_ONES = np.ones(_SK_WIN)
+# Integer images with |x| <= 585 have window sums of x^2 (and of x y) below 2^24: float32 holds
+# every partial sum exactly, so the box sums are exact in float32 (and all the integer products
+# above exact in float64). The CDDFuse convention always scores integer images.
+_SK_EXACT_MAX = 585.0
 
 
-def _local_mean(img: np.ndarray, convention: str) -> np.ndarray:
-    """Windowed mean over the region the convention averages (map coordinates)."""
-    if convention == "cddfuse":
-        # scikit-image's reflect-padded uniform filter, cropped by the half-window: the crop
-        # removes every output that saw the padding, so this is the 'valid' box filter.
-        return separable_valid(img, _BOX)
-    return separable_valid(img, _GAUSS)
+def _stack(shape: tuple[int, int], k: int, dtype) -> np.ndarray:
+    """Uninitialised (H, k, W) array: k images side by side for :func:`separable_valid_stack`."""
+    return np.empty((shape[0], k, shape[1]), dtype=dtype)
 
 
-def _ssim_stats(img: np.ndarray, convention: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-image SSIM statistics: local mean, its square and the local variance."""
-    mu = _local_mean(img, convention)
-    mu_sq = mu * mu
-    var = _local_mean(img * img, convention) - mu_sq
-    if convention == "cddfuse":
-        var *= _SK_NORM
-    return mu, mu_sq, var
+def _exact_box(img: np.ndarray) -> bool:
+    """Whether the box sums of ``img`` are exact in float32 (integer values, |x| <= 585)."""
+    if img.size == 0 or max(-float(img.min()), float(img.max())) > _SK_EXACT_MAX:
+        return False
+    return bool(np.array_equal(img, np.rint(img)))
 
 
-def _ssim_maps(sources: list[np.ndarray], f: np.ndarray, convention: str, memo: Memo | None = None):
-    """SSIM maps of each source against ``f`` and the image offset of map pixel (0, 0)."""
-    stats_f = cached(memo, ("ssim", convention), f, lambda im: _ssim_stats(im, convention))
-    mu_f, mu_f_sq, var_f = stats_f
-    c1, c2 = _SK_C if convention == "cddfuse" else _GAUSS_C
+def _box_stats(img: np.ndarray):
+    """Per-image statistics of CDDFuse's SSIM: the image as filtered, S1, S1^2 and Q = 49 S2 - S1^2 (float64)."""
+    x = img.astype(np.float32) if _exact_box(img) else np.asarray(img, dtype=np.float64)
+    stack = _stack(x.shape, 2, x.dtype)
+    stack[:, 0] = x
+    np.multiply(x, x, out=stack[:, 1])
+    s1, s2 = separable_valid_stack(stack, _ONES)
+    s1 = s1.astype(np.float64)
+    s1_sq = s1 * s1
+    q = s2.astype(np.float64)
+    q *= _SK_N
+    q -= s1_sq
+    return x, s1, s1_sq, q
+
+
+def _box_maps(sources, f, memo):
+    """CDDFuse SSIM maps from window sums (see _SK_C1)."""
+    x_f, s1_f, s1_sq_f, q_f = cached(memo, ("ssim", "cddfuse"), f, _box_stats)
+    stats = [cached(memo, ("ssim", "cddfuse"), x, _box_stats) for x in sources]
+    # The cross sums are exact in float32 when both images are exact.
+    dtype = np.float32 if x_f.dtype == np.float32 and all(s[0].dtype == np.float32 for s in stats) else np.float64
+    stack = _stack(f.shape, len(sources), dtype)
+    for i, (x, *_rest) in enumerate(stats):
+        np.multiply(x, x_f, out=stack[:, i], dtype=dtype)
     maps = []
-    for x in sources:
-        mu_x, mu_x_sq, var_x = cached(memo, ("ssim", convention), x, lambda im: _ssim_stats(im, convention))
-        mu_xf = mu_x * mu_f
-        cov = _local_mean(x * f, convention)
-        cov -= mu_xf
-        if convention == "cddfuse":
-            cov *= _SK_NORM
-        cov *= 2.0
+    for (_, s1_x, s1_sq_x, q_x), s12 in zip(stats, separable_valid_stack(stack, _ONES)):
+        p = s1_x * s1_f
+        b = s12.astype(np.float64)
+        b *= _SK_N
+        b -= p
+        b *= 2.0
+        b += _SK_C2
+        p *= 2.0
+        p += _SK_C1
+        p *= b
+        d1 = s1_sq_x + s1_sq_f
+        d1 += _SK_C1
+        d2 = q_x + q_f
+        d2 += _SK_C2
+        d1 *= d2
+        p /= d1
+        maps.append(p)
+    return maps
+
+
+def _gauss_stats(img: np.ndarray):
+    """Per-image statistics of the Gaussian SSIM (float32): shifted image, shifted mean, mean, mean^2, variance."""
+    shifted = np.subtract(img, _GAUSS_SHIFT, dtype=np.float32)
+    stack = _stack(img.shape, 2, np.float32)
+    stack[:, 0] = shifted
+    np.multiply(shifted, shifted, out=stack[:, 1])
+    mu_c, var = separable_valid_stack(stack, _GAUSS32)
+    var -= mu_c * mu_c
+    mu = mu_c + np.float32(_GAUSS_SHIFT)
+    return shifted, mu_c, mu, mu * mu, var
+
+
+def _gauss_maps(sources, f, memo):
+    """VIFB / Tang SSIM maps (Gaussian window, 'valid'), float32."""
+    x_f, mu_c_f, mu_f, mu_sq_f, var_f = cached(memo, ("ssim", "gauss"), f, _gauss_stats)
+    stats = [cached(memo, ("ssim", "gauss"), x, _gauss_stats) for x in sources]
+    stack = _stack(f.shape, len(sources), np.float32)
+    for i, st in enumerate(stats):
+        np.multiply(st[0], x_f, out=stack[:, i])
+    c1, c2 = (np.float32(c) for c in _GAUSS_C)
+    maps = []
+    for (_, mu_c_x, mu_x, mu_sq_x, var_x), cov in zip(stats, separable_valid_stack(stack, _GAUSS32)):
+        cov -= mu_c_x * mu_c_f
+        cov *= np.float32(2.0)
         cov += c2
-        num = mu_xf
-        num *= 2.0
+        num = mu_x * mu_f
+        num *= np.float32(2.0)
         num += c1
         num *= cov
-        den = mu_x_sq + mu_f_sq
+        den = mu_sq_x + mu_sq_f
         den += c1
         den2 = var_x + var_f
         den2 += c2
         den *= den2
         num /= den
         maps.append(num)
-    offset = _SK_PAD if convention == "cddfuse" else len(_GAUSS) // 2
-    return maps, offset
+    return maps
+
+
+def _ssim_maps(sources: list[np.ndarray], f: np.ndarray, convention: str, memo: Memo | None = None):
+    """SSIM maps of each source against ``f`` and the image offset of map pixel (0, 0)."""
+    if convention == "cddfuse":
+        # scikit-image's reflect-padded uniform filter, cropped by the half-window: the crop
+        # removes every output that saw the padding, so this is the 'valid' box filter.
+        return _box_maps(sources, f, memo), _SK_PAD
+    return _gauss_maps(sources, f, memo), len(_GAUSS) // 2
 
 
 def _min_size(convention: str) -> int:
@@ -178,7 +250,7 @@ def ssim_map(x, f, convention: str = DEFAULT_CONVENTION) -> np.ndarray:
     convention = check_convention(convention)
     x, f = as_planes((x, "x"), (f, "f"), min_size=_min_size(convention))
     maps, _ = _ssim_maps([x], f, convention)
-    return maps[0]
+    return np.asarray(maps[0], dtype=np.float64)
 
 
 def _combine(values: list[float], convention: str) -> float:
@@ -207,7 +279,7 @@ def ssim(a, b, f, convention: str = DEFAULT_CONVENTION) -> float:
 
 def _ssim(a: np.ndarray, b: np.ndarray, f: np.ndarray, convention: str, memo: Memo | None = None) -> float:
     maps, _ = _ssim_maps([a, b], f, convention, memo)
-    return _combine([float(m.mean()) for m in maps], convention)
+    return _combine([float(m.mean(dtype=np.float64)) for m in maps], convention)
 
 
 def roi_ssim(a, b, f, roi, convention: str = DEFAULT_CONVENTION) -> float:
@@ -248,4 +320,4 @@ def _roi_ssim(
     if total <= 0.0:
         return float("nan")
     maps, _ = _ssim_maps([a, b], f, convention, memo)
-    return _combine([float(np.sum(m * inner) / total) for m in maps], convention)
+    return _combine([float(np.sum(m * inner, dtype=np.float64) / total) for m in maps], convention)
