@@ -31,15 +31,15 @@ _VIF_EPS = 1e-10
 _VIF_WINDOWS = [matlab_gaussian_1d(2 ** (5 - s) + 1, (2 ** (5 - s) + 1) / 5.0) for s in range(1, 5)]
 
 
-def _vif_pyramid(img: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]]:
+def _vif_pyramid(img: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]]:
     """Per-image VIFp features, one tuple per scale.
 
-    Each tuple holds the image level, its local mean, its local variance (clamped at 0), the
-    mask of flat pixels (variance < eps) and the scale's denominator term
-    ``sum log10(1 + var / sigma_nsq)`` with flat pixels counted as 0 (used when the image is the
-    reference). Level s > 1 is level s - 1 filtered 'valid' with the window of scale s and
-    subsampled by 2; scales whose level is smaller than the window contribute nothing (MATLAB's
-    empty 'valid' result).
+    Each tuple holds the image level, its local mean, its local variance (clamped at 0), that
+    variance plus eps, the ratio ``var / (var + eps)`` with 0 at flat pixels (variance < eps;
+    both used when the image is the reference) and the scale's denominator term
+    ``sum log10(1 + var / sigma_nsq)`` with flat pixels counted as 0. Level s > 1 is level
+    s - 1 filtered 'valid' with the window of scale s and subsampled by 2; scales whose level is
+    smaller than the window contribute nothing (MATLAB's empty 'valid' result).
     """
     features = []
     level = img
@@ -55,9 +55,17 @@ def _vif_pyramid(img: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarr
         var -= mu * mu
         np.maximum(var, 0.0, out=var)
         flat = var < _VIF_EPS
-        den = float(np.sum(np.log10(1.0 + np.where(flat, 0.0, var) / _VIF_SIGMA_NSQ)))
-        features.append((level, mu, var, flat, den))
+        var_eps = var + _VIF_EPS
+        ratio = var / var_eps
+        ratio[flat] = 0.0  # the flat-reference case: g = 0
+        terms = var * (1.0 / _VIF_SIGMA_NSQ)
+        terms[flat] = 0.0
+        den = float(np.sum(np.log1p(terms, out=terms))) / _LN10
+        features.append((level, mu, var, var_eps, ratio, den))
     return features
+
+
+_LN10 = math.log(10.0)
 
 
 def _vifp_terms(refs: list[np.ndarray], dist: np.ndarray, memo: Memo | None = None) -> list[tuple[float, float]]:
@@ -65,39 +73,41 @@ def _vifp_terms(refs: list[np.ndarray], dist: np.ndarray, memo: Memo | None = No
 
     Pixel-domain multi-scale VIF (Sheikh and Bovik): 4 scales, window ``N = 2^(5 - s) + 1`` with
     a MATLAB Gaussian of sigma ``N / 5``, 'valid' filtering, subsampling by 2 between scales.
-    Per pixel: ``g = sigma12 / sigma1^2``, ``sv^2 = sigma2^2 - g sigma12``, with the reference's
-    special cases (flat reference: g = 0, sv^2 = sigma2^2; flat distorted image: g = 0, sv^2 = 0;
-    g < 0: g = 0, sv^2 = sigma2^2; sv^2 >= eps), and the numerator sums
+    Per pixel: ``g = sigma12 / (sigma1^2 + eps)``, ``sv^2 = sigma2^2 - g sigma12``, with the
+    reference's special cases (flat reference: g = 0, sv^2 = sigma2^2; flat distorted image:
+    g = 0, sv^2 = 0; g < 0: g = 0, sv^2 = sigma2^2; sv^2 >= eps), and the numerator sums
     ``log10(1 + g^2 sigma1^2 / (sv^2 + sigma_nsq))``.
+
+    Every special case sets g = 0, and a pixel with g = 0 adds log10(1) = 0 whatever sv^2 is:
+    for g < 0 that is done by clamping sigma12 at 0, for a flat reference by the zero in the
+    reference's ``var / (var + eps)`` factor. A flat distorted image needs no mask: there
+    ``g^2 sigma1^2 <= sigma12^2 / sigma1^2 <= sigma2^2 < eps`` (Cauchy-Schwarz, up to
+    rounding), so its term is below 3e-11, nothing against sums of order 1e4. A flat reference
+    still gives exactly 0 / 0 = NaN.
     """
     dist_pyr = cached(memo, ("vif",), dist, _vif_pyramid)
-    terms = []
-    for ref in refs:
-        ref_pyr = cached(memo, ("vif",), ref, _vif_pyramid)
-        num = den = 0.0
-        for win, (ref_l, mu1, var1, flat1, den1), (dist_l, mu2, var2, flat2, _) in zip(_VIF_WINDOWS, ref_pyr, dist_pyr):
-            sigma12 = separable_valid(ref_l * dist_l, win)
-            sigma12 -= mu1 * mu2
-            g = sigma12 / (var1 + _VIF_EPS)
-            # Every special case of the reference (flat reference, flat distorted image, g < 0)
-            # sets g = 0, and a pixel with g = 0 adds log10(1 + 0) = 0 whatever sv^2 is, so
-            # zeroing g there is all they change in the sum.
-            skip = g < 0
-            skip |= flat1
-            skip |= flat2
-            np.copyto(g, 0.0, where=skip)
-            sv_sq = g * sigma12
-            np.subtract(var2, sv_sq, out=sv_sq)
+    ref_pyrs = [cached(memo, ("vif",), ref, _vif_pyramid) for ref in refs]
+    terms = [[0.0, 0.0] for _ in refs]
+    for scale, (win, (dist_l, mu2, var2, _, _, _)) in enumerate(zip(_VIF_WINDOWS, dist_pyr)):
+        for i, pyr in enumerate(ref_pyrs):
+            ref_l, mu1, _, var1_eps, ratio1, den1 = pyr[scale]
+            if den1 == 0.0:  # flat reference at this scale: every term is 0
+                continue
+            cov = separable_valid(ref_l * dist_l, win)
+            prod = mu1 * mu2
+            cov -= prod
+            np.maximum(cov, 0.0, out=cov)
+            cov *= cov
+            cov /= var1_eps  # g sigma12
+            sv_sq = np.subtract(var2, cov, out=prod)
             np.maximum(sv_sq, _VIF_EPS, out=sv_sq)
-            g *= g
-            g *= var1
             sv_sq += _VIF_SIGMA_NSQ
-            g /= sv_sq
-            g += 1.0
-            num += float(np.sum(np.log10(g, out=g)))
-            den += den1
-        terms.append((num, den))
-    return terms
+            cov *= ratio1  # g^2 sigma1^2 = g sigma12 * sigma1^2 / (sigma1^2 + eps)
+            cov /= sv_sq
+            np.log1p(cov, out=cov)
+            terms[i][0] += float(np.sum(cov)) / _LN10
+            terms[i][1] += den1
+    return [(num, den) for num, den in terms]
 
 
 def vifp(ref, dist) -> float:
