@@ -169,7 +169,7 @@ def separable_valid_decimate(img: np.ndarray, k: np.ndarray) -> np.ndarray:
     return correlate_valid(correlate_valid(img, k, 0, step=2), k, 1, step=2)
 
 
-def sobel(img: np.ndarray, pad: str = "zero") -> tuple[np.ndarray, np.ndarray]:
+def sobel(img: np.ndarray, pad: str = "zero", dtype: type = np.float64) -> tuple[np.ndarray, np.ndarray]:
     """Sobel responses by correlation, keeping the input size.
 
     ``dx`` is the correlation with ``[[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]`` (right minus left) and
@@ -180,16 +180,18 @@ def sobel(img: np.ndarray, pad: str = "zero") -> tuple[np.ndarray, np.ndarray]:
     Args:
         img: (H, W) float64.
         pad: ``"zero"``, ``"replicate"`` or ``"mirror"`` (reflection without repeating the edge).
+        dtype: float64, or float32 (exact too for integer-valued input up to 2^21 in magnitude,
+            since every partial sum is then an integer below 2^24).
 
     Returns:
-        ``(dx, dy)``, each (H, W) float64; exact on integer-valued input.
+        ``(dx, dy)``, each (H, W) of ``dtype``; exact on integer-valued input.
     """
-    p = np.pad(img, 1, mode=_PAD_MODES[pad])
-    v = 2.0 * p[1:-1]  # vertical smoothing, (H, W + 2)
+    p = np.pad(img.astype(dtype, copy=False), 1, mode=_PAD_MODES[pad])
+    v = p[1:-1] + p[1:-1]  # vertical smoothing, (H, W + 2)
     v += p[:-2]
     v += p[2:]
     dx = v[:, 2:] - v[:, :-2]
-    s = 2.0 * p[:, 1:-1]  # horizontal smoothing, (H + 2, W)
+    s = p[:, 1:-1] + p[:, 1:-1]  # horizontal smoothing, (H + 2, W)
     s += p[:, :-2]
     s += p[:, 2:]
     dy = s[2:] - s[:-2]

@@ -87,55 +87,63 @@ _QABF = {"Tg": 0.9994, "kg": -15.0, "Dg": 0.5, "Ta": 0.9879, "ka": -22.0, "Da": 
 _QABF_SCALE = {"vifb": 255.0, "cddfuse": 1.0, "tang": 1.0}
 
 
-def _qabf_edges(img: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """Edge strength and orientation from MATLAB ``conv2(img, h, 'same')`` with the Sobel kernels.
+def _qabf_edges(img: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Squared strength, strength and orientation from MATLAB ``conv2(img, h, 'same')`` with the Sobel kernels.
 
-    The strength is that of ``scale * img``; scaling after the square root keeps exactly the
-    pattern of equal strengths that the reference's ``gA == gF`` test sees.
+    float32: on integer-valued images the Sobel responses and the squared strength are exact
+    (integers below 2^24), so the reference's ``gA == gF`` test is done exactly on the squared
+    strengths; the strength, the angle and everything computed from them carry float32's relative
+    rounding (1e-7), far below the parity tolerance. The strength is that of ``scale * img``.
+
+    The orientation is stored negated, ``atan(dy / dx)`` with ``-pi/2`` where ``dx = 0``: the
+    reference's ``atan(Sy / Sx)`` with ``Sx = -dx``, ``Sy = dy`` (``conv2`` flips the kernels),
+    and ``pi/2`` where ``Sx = 0``. Only differences of orientations are used, whose magnitude
+    the common sign does not change.
     """
-    dx, dy = sobel(img, "zero")
-    # conv2 flips the kernels [-1 0 1; -2 0 2; -1 0 1] and [1 2 1; 0 0 0; -1 -2 -1]: Sx = -dx, Sy = dy.
-    g = dx * dx
-    g += dy * dy
-    np.sqrt(g, out=g)
+    dx, dy = sobel(img, "zero", np.float32)
+    g_sq = dx * dx
+    g_sq += dy * dy
+    g = np.sqrt(g_sq)
     if scale != 1.0:
-        g *= scale
+        g *= np.float32(scale)
     with np.errstate(divide="ignore", invalid="ignore"):
-        a = np.divide(dy, dx)
-    np.negative(a, out=a)  # Sy / Sx
+        a = np.divide(dy, dx, out=dy)
     np.arctan(a, out=a)
-    np.copyto(a, math.pi / 2, where=dx == 0)
-    return g, a
+    np.copyto(a, np.float32(-math.pi / 2), where=dx == 0)
+    return g_sq, g, a
 
 
-def _logistic(x: np.ndarray, top: float, k: float, centre: float) -> np.ndarray:
-    """``top / (1 + exp(k (x - centre)))``, computed in place in ``x``."""
-    x -= centre
-    x *= k
-    np.exp(x, out=x)
-    x += 1.0
-    np.divide(top, x, out=x)
-    return x
+# Qabf's per-pixel preservation is Tg Ta / ((1 + e^{kg (G - Dg)}) (1 + e^{ka (Aa - Da)})); the
+# constant Tg Ta multiplies the final ratio instead of every pixel, and the orientation term
+# 1 - |aX - aF| / (pi/2) is folded into its exponent: ka (1 - d / (pi/2) - Da) = ka (1 - Da) - (ka / (pi/2)) d.
+_QABF_G = (_QABF["kg"], -_QABF["kg"] * _QABF["Dg"])
+_QABF_A = (-_QABF["ka"] / (math.pi / 2), _QABF["ka"] * (1.0 - _QABF["Da"]))
 
 
-def _qabf_preservation(g_src: np.ndarray, a_src: np.ndarray, g_f: np.ndarray, a_f: np.ndarray) -> np.ndarray:
-    """Per-pixel edge preservation Q^{XF} = Q_g * Q_a."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        strength = np.minimum(g_src, g_f)
+def _qabf_weighted(src: tuple, fused: tuple) -> float:
+    """``sum(g_X / ((1 + e^{kg (G - Dg)}) (1 + e^{ka (Aa - Da)})))``: edge preservation of X in F weighted by g_X.
+
+    In float64 from the float32 edge maps (the logistics' constants then hold to 1e-16).
+    """
+    g_sq_src, g_src, a_src = src
+    g_sq_f, g_f, a_f = fused
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        strength = np.minimum(g_src, g_f, dtype=np.float64)
         strength /= np.maximum(g_src, g_f)
-    np.copyto(strength, g_f, where=g_src == g_f)  # the references' quirk: gF itself where equal
-    # Orientation term 1 - |aX - aF| / (pi/2) folded into its logistic's exponent:
-    # ka (1 - d / (pi/2) - Da) = ka (1 - Da) - (ka / (pi/2)) d.
-    exponent = a_src - a_f
-    np.abs(exponent, out=exponent)
-    exponent *= -_QABF["ka"] / (math.pi / 2)
-    exponent += _QABF["ka"] * (1.0 - _QABF["Da"])
-    np.exp(exponent, out=exponent)
-    exponent += 1.0
-    q = _logistic(strength, _QABF["Tg"], _QABF["kg"], _QABF["Dg"])
-    q /= exponent
-    q *= _QABF["Ta"]
-    return q
+        np.copyto(strength, g_f, where=g_sq_src == g_sq_f)  # the references' quirk: gF itself where equal
+        strength *= _QABF_G[0]
+        strength += _QABF_G[1]
+        np.exp(strength, out=strength)
+        strength += 1.0
+        angle = np.subtract(a_src, a_f, dtype=np.float64)
+        np.abs(angle, out=angle)
+        angle *= _QABF_A[0]
+        angle += _QABF_A[1]
+        np.exp(angle, out=angle)
+        angle += 1.0
+        strength *= angle
+        np.divide(g_src, strength, out=strength)
+    return float(np.sum(strength))
 
 
 def qabf(a, b, f, convention: str = DEFAULT_CONVENTION) -> float:
@@ -167,15 +175,11 @@ def qabf(a, b, f, convention: str = DEFAULT_CONVENTION) -> float:
 
 def _qabf(a: np.ndarray, b: np.ndarray, f: np.ndarray, convention: str, memo: Memo | None = None) -> float:
     scale = _QABF_SCALE[convention]
-    g_a, a_a = cached(memo, ("qabf", scale), a, lambda im: _qabf_edges(im, scale))
-    g_b, a_b = cached(memo, ("qabf", scale), b, lambda im: _qabf_edges(im, scale))
-    g_f, a_f = cached(memo, ("qabf", scale), f, lambda im: _qabf_edges(im, scale))
-    q_af = _qabf_preservation(g_a, a_a, g_f, a_f)
-    q_bf = _qabf_preservation(g_b, a_b, g_f, a_f)
-    q_af *= g_a
-    q_bf *= g_b
+    edges_a, edges_b, edges_f = (cached(memo, ("qabf", scale), x, lambda im: _qabf_edges(im, scale)) for x in (a, b, f))
+    num = _qabf_weighted(edges_a, edges_f) + _qabf_weighted(edges_b, edges_f)
+    den = float(np.sum(edges_a[1], dtype=np.float64)) + float(np.sum(edges_b[1], dtype=np.float64))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return float((np.sum(q_af) + np.sum(q_bf)) / (np.sum(g_a) + np.sum(g_b)))
+        return float(np.float64(num) * (_QABF["Tg"] * _QABF["Ta"]) / np.float64(den))
 
 
 # Nabf constants (Petrovic's artefact measure as modified by B. K. Shreyamsha Kumar, 2013).
@@ -192,36 +196,66 @@ _NABF = {
 }
 
 
-def _nabf_features(img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sobel/8 with mirror padding: strength, orientation ``atan(gv / gh)`` (0 where both are 0), weight."""
-    # gv = dx / 8 and gh = dy / 8; scaling by a power of two is exact, so the strength can be
-    # scaled after the square root and the orientation needs no scaling at all.
-    dx, dy = sobel(img, "mirror")
-    g = dy * dy
-    g += dx * dx
-    np.sqrt(g, out=g)
-    g *= 0.125
+def _nabf_features(img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """Sobel responses with mirror padding (float32), their squared strength, the weights and their sum.
+
+    On integer images the Sobel responses and the squared strength are exact in float32, so
+    the comparisons of strengths (the artefact mask, the weight threshold) are exact; the
+    weights ``g^1.5`` carry float32's relative rounding, and the per-pixel preservation is
+    computed in float64 from the exact responses (see :func:`_nabf_loss`).
+    """
+    dx, dy = sobel(img, "mirror", np.float32)
+    g_sq = dy * dy
+    g_sq += dx * dx
+    # Strength g = sqrt(g_sq) / 8 (Sobel/8); weight g^1.5 where g >= Td, i.e. where
+    # g_sq >= (8 Td)^2 (exactly: the square root is correctly rounded and monotone), else wt_min.
+    g = np.sqrt(g_sq)
+    g *= np.float32(0.125)
+    w = np.sqrt(g)
+    w *= g
+    np.copyto(w, np.float32(_NABF["wt_min"]), where=g_sq < (8.0 * _NABF["Td"]) ** 2)
+    return dx, dy, g_sq, w, float(np.sum(w, dtype=np.float64))
+
+
+def _logistic(x: np.ndarray, top: float, k: float, centre: float) -> np.ndarray:
+    """``top / (1 + exp(k (x - centre)))``, computed in place in ``x``."""
+    x -= centre
+    x *= k
+    np.exp(x, out=x)
+    x += 1.0
+    np.divide(top, x, out=x)
+    return x
+
+
+def _nabf_orientation(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """``atan(gv / gh)`` in float64, 0 where both responses are 0 (gv = dx / 8, gh = dy / 8; the 8 cancels)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        a = np.divide(dx, dy)
+        a = np.divide(dx, dy, dtype=np.float64)
     np.arctan(a, out=a)  # gh == 0 gives +-pi/2, like MATLAB's atan(+-Inf)
-    np.copyto(a, 0.0, where=g == 0)  # both responses 0
-    return g, a, _nabf_weights(g)
+    np.copyto(a, 0.0, where=(dx == 0) & (dy == 0))
+    return a
 
 
-def _nabf_preservation(g_src: np.ndarray, a_src: np.ndarray, g_f: np.ndarray, a_f: np.ndarray) -> np.ndarray:
+def _nabf_loss(g_sq_src: np.ndarray, a_src: np.ndarray, w_src: np.ndarray, g_sq_f: np.ndarray, a_f: np.ndarray) -> float:
+    """``sum((1 - Q^XF) w_X)`` over pixels where the fused edge is stronger than the source's (float64).
+
+    There ``g_F > g_X >= 0``, so the smaller-over-larger strength ratio is ``g_X / g_F = sqrt(g_sq_X / g_sq_F)``.
+    """
     c = _NABF
-    # Smaller over larger strength; 0 where either is 0 (then the smaller one is 0).
-    larger = np.maximum(g_src, g_f)
-    ratio = np.minimum(g_src, g_f)
-    np.divide(ratio, larger, out=ratio, where=larger > 0)
-    orientation = a_src - a_f
-    np.abs(orientation, out=orientation)
-    orientation -= math.pi / 2
-    np.abs(orientation, out=orientation)
-    orientation *= 2.0 / math.pi
-    q = _logistic(ratio, c["Nrg"], -c["kg"], c["sg"])
-    q *= _logistic(orientation, c["Nra"], -c["ka"], c["sa"])
-    return np.sqrt(q, out=q)
+    with np.errstate(over="ignore"):
+        ratio = np.divide(g_sq_src, g_sq_f, dtype=np.float64)
+        np.sqrt(ratio, out=ratio)
+        orientation = a_src - a_f
+        np.abs(orientation, out=orientation)
+        orientation -= math.pi / 2
+        np.abs(orientation, out=orientation)
+        orientation *= 2.0 / math.pi
+        q = _logistic(ratio, c["Nrg"], -c["kg"], c["sg"])
+        q *= _logistic(orientation, c["Nra"], -c["ka"], c["sa"])
+    np.sqrt(q, out=q)
+    np.subtract(1.0, q, out=q)
+    q *= w_src
+    return float(np.sum(q))
 
 
 def nabf(a, b, f) -> float:
@@ -246,21 +280,22 @@ def nabf(a, b, f) -> float:
     return _nabf(a, b, f)
 
 
-def _nabf_weights(g: np.ndarray) -> np.ndarray:
-    """``g^1.5`` where ``g >= Td``, else ``wt_min``."""
-    return np.where(g >= _NABF["Td"], g * np.sqrt(g), _NABF["wt_min"])
-
-
 def _nabf(a: np.ndarray, b: np.ndarray, f: np.ndarray, memo: Memo | None = None) -> float:
-    g_a, a_a, w_a = cached(memo, ("nabf",), a, _nabf_features)
-    g_b, a_b, w_b = cached(memo, ("nabf",), b, _nabf_features)
-    g_f, a_f, _ = cached(memo, ("nabf",), f, _nabf_features)
-    artefact = (g_f > g_a) & (g_f > g_b)
-    loss_a = 1.0 - _nabf_preservation(g_a, a_a, g_f, a_f)
-    loss_a *= w_a
-    loss_b = 1.0 - _nabf_preservation(g_b, a_b, g_f, a_f)
-    loss_b *= w_b
-    loss_a += loss_b
-    num = np.sum(loss_a, where=artefact)
+    dx_a, dy_a, g_sq_a, w_a, sum_a = cached(memo, ("nabf",), a, _nabf_features)
+    dx_b, dy_b, g_sq_b, w_b, sum_b = cached(memo, ("nabf",), b, _nabf_features)
+    dx_f, dy_f, g_sq_f, _, _ = cached(memo, ("nabf",), f, _nabf_features)
+    # Only pixels whose fused edge is stronger than both sources' count (exact comparisons of
+    # the squared strengths); they are gathered first and the per-pixel terms computed there only.
+    artefact = g_sq_f > g_sq_a
+    artefact &= g_sq_f > g_sq_b
+    idx = np.flatnonzero(artefact)
+
+    def take(x: np.ndarray) -> np.ndarray:
+        return x.ravel().take(idx)
+
+    g_sq_f = take(g_sq_f)
+    a_f = _nabf_orientation(take(dx_f), take(dy_f))
+    num = _nabf_loss(take(g_sq_a), _nabf_orientation(take(dx_a), take(dy_a)), take(w_a), g_sq_f, a_f)
+    num += _nabf_loss(take(g_sq_b), _nabf_orientation(take(dx_b), take(dy_b)), take(w_b), g_sq_f, a_f)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return float(num / (np.sum(w_a) + np.sum(w_b)))
+        return float(np.float64(num) / np.float64(sum_a + sum_b))
