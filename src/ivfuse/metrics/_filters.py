@@ -202,7 +202,7 @@ def block_sum(img: np.ndarray, block: int) -> np.ndarray:
     """Sum over non-overlapping ``block x block`` tiles, partial tiles zero-padded (MATLAB ``blkproc``).
 
     Args:
-        img: (H, W) float64.
+        img: (H, W) float64 or float32 (summed in float64).
         block: tile side in pixels.
 
     Returns:
@@ -213,9 +213,9 @@ def block_sum(img: np.ndarray, block: int) -> np.ndarray:
     if (hb * block, wb * block) == (h, w):
         padded = img  # whole tiles only: no padding copy
     else:
-        padded = np.zeros((hb * block, wb * block), dtype=np.float64)
+        padded = np.zeros((hb * block, wb * block), dtype=img.dtype)
         padded[:h, :w] = img
-    return padded.reshape(hb, block, wb, block).sum(axis=(1, 3))
+    return padded.reshape(hb, block, wb, block).sum(axis=(1, 3), dtype=np.float64)
 
 
 def freqspace(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
