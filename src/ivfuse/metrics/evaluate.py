@@ -15,7 +15,7 @@ from .perceptual import _qcb, _qcv, _vif
 from .reference import _min_size, _roi_ssim, _ssim, mse, psnr, rmse
 from .registry import list_metrics, resolve_metric
 from .roi import roi_mask
-from .statistics import correlation_coefficient, scd, standard_deviation
+from .statistics import _correlation_coefficient, _scd, standard_deviation
 
 __all__ = ["FusionEvaluator", "evaluate"]
 
@@ -31,8 +31,8 @@ _SCORERS: dict[str, _Scorer] = {
     "VIF": lambda p, c, roi, m: _vif(p.vis, p.ir, p.fused, c, m),
     "Qabf": lambda p, c, roi, m: _qabf(p.vis, p.ir, p.fused, c, m),
     "SSIM": lambda p, c, roi, m: _ssim(p.vis, p.ir, p.fused, c, m),
-    "CC": lambda p, c, roi, m: correlation_coefficient(p.vis, p.ir, p.fused),
-    "SCD": lambda p, c, roi, m: scd(p.vis, p.ir, p.fused),
+    "CC": lambda p, c, roi, m: _correlation_coefficient(p.vis, p.ir, p.fused, m),
+    "SCD": lambda p, c, roi, m: _scd(p.vis, p.ir, p.fused, m),
     "PSNR": lambda p, c, roi, m: psnr(p.vis, p.ir, p.fused, c),
     "MSE": lambda p, c, roi, m: mse(p.vis, p.ir, p.fused, c),
     "RMSE": lambda p, c, roi, m: rmse(p.vis, p.ir, p.fused, c),

@@ -31,15 +31,12 @@ _VIF_EPS = 1e-10
 _VIF_WINDOWS = [matlab_gaussian_1d(2 ** (5 - s) + 1, (2 ** (5 - s) + 1) / 5.0) for s in range(1, 5)]
 
 
-def _vif_pyramid(img: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]]:
-    """Per-image VIFp features, one tuple per scale.
+def _vif_pyramid(img: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per-image VIFp features, one ``(level, local mean, local variance clamped at 0)`` per scale.
 
-    Each tuple holds the image level, its local mean, its local variance (clamped at 0), that
-    variance plus eps, the ratio ``var / (var + eps)`` with 0 at flat pixels (variance < eps;
-    both used when the image is the reference) and the scale's denominator term
-    ``sum log10(1 + var / sigma_nsq)`` with flat pixels counted as 0. Level s > 1 is level
-    s - 1 filtered 'valid' with the window of scale s and subsampled by 2; scales whose level is
-    smaller than the window contribute nothing (MATLAB's empty 'valid' result).
+    Level s > 1 is level s - 1 filtered 'valid' with the window of scale s and subsampled by 2;
+    scales whose level is smaller than the window contribute nothing (MATLAB's empty 'valid'
+    result).
     """
     features = []
     level = img
@@ -54,6 +51,19 @@ def _vif_pyramid(img: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarr
         var = separable_valid(level * level, win)
         var -= mu * mu
         np.maximum(var, 0.0, out=var)
+        features.append((level, mu, var))
+    return features
+
+
+def _vif_reference(img: np.ndarray, memo: Memo | None = None) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """Per-scale features of an image used as the reference (a source), after :func:`_vif_pyramid`'s.
+
+    Per scale: the variance plus eps, the ratio ``var / (var + eps)`` with 0 at flat pixels
+    (variance < eps) and the denominator term ``sum log10(1 + var / sigma_nsq)`` with flat
+    pixels counted as 0.
+    """
+    features = []
+    for _, _, var in cached(memo, ("vif",), img, _vif_pyramid):
         flat = var < _VIF_EPS
         var_eps = var + _VIF_EPS
         ratio = var / var_eps
@@ -61,7 +71,7 @@ def _vif_pyramid(img: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarr
         terms = var * (1.0 / _VIF_SIGMA_NSQ)
         terms[flat] = 0.0
         den = float(np.sum(np.log1p(terms, out=terms))) / _LN10
-        features.append((level, mu, var, var_eps, ratio, den))
+        features.append((var_eps, ratio, den))
     return features
 
 
@@ -86,11 +96,15 @@ def _vifp_terms(refs: list[np.ndarray], dist: np.ndarray, memo: Memo | None = No
     still gives exactly 0 / 0 = NaN.
     """
     dist_pyr = cached(memo, ("vif",), dist, _vif_pyramid)
-    ref_pyrs = [cached(memo, ("vif",), ref, _vif_pyramid) for ref in refs]
+    refs = [
+        (cached(memo, ("vif",), ref, _vif_pyramid), cached(memo, ("vif-ref",), ref, lambda im: _vif_reference(im, memo)))
+        for ref in refs
+    ]
     terms = [[0.0, 0.0] for _ in refs]
-    for scale, (win, (dist_l, mu2, var2, _, _, _)) in enumerate(zip(_VIF_WINDOWS, dist_pyr)):
-        for i, pyr in enumerate(ref_pyrs):
-            ref_l, mu1, _, var1_eps, ratio1, den1 = pyr[scale]
+    for scale, (win, (dist_l, mu2, var2)) in enumerate(zip(_VIF_WINDOWS, dist_pyr)):
+        for i, (pyr, ref_features) in enumerate(refs):
+            ref_l, mu1, _ = pyr[scale]
+            var1_eps, ratio1, den1 = ref_features[scale]
             if den1 == 0.0:  # flat reference at this scale: every term is 0
                 continue
             cov = separable_valid(ref_l * dist_l, win)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import as_plane, as_planes, sum_of_products, sum_of_squares
+from ._memo import Memo, cached
 
 __all__ = ["correlation", "correlation_coefficient", "scd", "standard_deviation"]
 
@@ -55,7 +56,8 @@ def correlation_coefficient(a, b, f) -> float:
     Returns:
         Mean correlation in [-1, 1]. Higher is better.
     """
-    return (correlation(a, f) + correlation(b, f)) / 2.0
+    a, b, f = as_planes((a, "a"), (b, "b"), (f, "f"), min_size=1)
+    return _correlation_coefficient(a, b, f, Memo())
 
 
 def scd(a, b, f) -> float:
@@ -73,4 +75,38 @@ def scd(a, b, f) -> float:
         SCD in [-2, 2]. Higher is better.
     """
     a, b, f = as_planes((a, "a"), (b, "b"), (f, "f"), min_size=1)
-    return correlation(f - b, a) + correlation(f - a, b)
+    return _scd(a, b, f, Memo())
+
+
+# CC and SCD from the centred images: with x' = x - mean(x), corr(x, y) = <x', y'> / sqrt(<x', x'> <y', y'>),
+# and since centring is linear, (f - b)' = f' - b', so SCD needs only the products of the three
+# centred images: <(f - b)', a'> = <f', a'> - <b', a'> and
+# <(f - b)', (f - b)'> = <f', f'> - 2 <f', b'> + <b', b'>. The centred images and their products
+# are computed once per call and shared by CC and SCD.
+
+
+def _centred(img: np.ndarray) -> np.ndarray:
+    return img - img.mean()
+
+
+def _dot(x: np.ndarray, y: np.ndarray, memo: Memo | None) -> float:
+    """``<x', y'>`` of the centred images, through ``memo`` (keyed on ``y``, so that a fused image's entries are per call)."""
+    xc = cached(memo, ("centred",), x, _centred)
+    return cached(memo, ("centred-dot", id(x)), y, lambda im: sum_of_products(xc, cached(memo, ("centred",), im, _centred)))
+
+
+def _corr(num: float, xx: float, yy: float) -> float:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(np.float64(num) / np.sqrt(np.float64(xx * yy)))
+
+
+def _correlation_coefficient(a: np.ndarray, b: np.ndarray, f: np.ndarray, memo: Memo | None = None) -> float:
+    ff = _dot(f, f, memo)
+    return (_corr(_dot(a, f, memo), _dot(a, a, memo), ff) + _corr(_dot(b, f, memo), _dot(b, b, memo), ff)) / 2.0
+
+
+def _scd(a: np.ndarray, b: np.ndarray, f: np.ndarray, memo: Memo | None = None) -> float:
+    aa, bb, ff = _dot(a, a, memo), _dot(b, b, memo), _dot(f, f, memo)
+    af, bf, ab = _dot(a, f, memo), _dot(b, f, memo), _dot(a, b, memo)
+    # corr(f - b, a) + corr(f - a, b)
+    return _corr(af - ab, ff - 2.0 * bf + bb, aa) + _corr(bf - ab, ff - 2.0 * af + aa, bb)
