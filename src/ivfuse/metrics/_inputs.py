@@ -62,7 +62,7 @@ def _scale(arr: np.ndarray, role: str) -> np.ndarray:
     raise ValueError(f"{role}: unsupported dtype {arr.dtype}")
 
 
-def to_float255(img, role: str) -> np.ndarray:
+def to_float255(img, role: str, keep_uint8: bool = False) -> np.ndarray:
     """Convert one input of ``evaluate`` to float64 in 0..255.
 
     Args:
@@ -72,9 +72,13 @@ def to_float255(img, role: str) -> np.ndarray:
             and tensors are taken as [0, 1] and multiplied by 255 (values outside are kept;
             values within 1e-4 of an integer become that integer, undoing float32 rounding).
         role: ``"fused"``, ``"ir"`` or ``"vis"``, for error messages.
+        keep_uint8: return a uint8 array as it is (its values are already the 0..255 levels);
+            the convention's input handling converts the planes it scores to float64 (see
+            :func:`ivfuse.metrics.conventions.prepare_fused`), which spares a float64 copy of a
+            colour image that is only converted to gray.
 
     Returns:
-        float64 array of shape (H, W) or (H, W, 3).
+        float64 array of shape (H, W) or (H, W, 3) (or the uint8 array, with ``keep_uint8``).
     """
     if isinstance(img, (str, Path)):
         arr = _read_path(Path(img))
@@ -90,4 +94,7 @@ def to_float255(img, role: str) -> np.ndarray:
         arr = arr[..., :3]
     if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)):
         raise ValueError(f"{role}: expected an image of shape (H, W) or (H, W, 3), got shape {arr.shape}")
-    return _scale(np.asarray(arr), role)
+    arr = np.asarray(arr)
+    if keep_uint8 and arr.dtype == np.uint8:
+        return arr
+    return _scale(arr, role)

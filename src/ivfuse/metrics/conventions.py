@@ -137,20 +137,33 @@ def _quantize_uint8(img: np.ndarray, inplace: bool = False) -> np.ndarray:
     return np.clip(out, 0.0, 255.0, out=out)
 
 
+def _float_plane(plane: np.ndarray) -> np.ndarray:
+    """A C-contiguous float64 copy of one plane (or the plane itself when it already is one)."""
+    return np.ascontiguousarray(plane, dtype=np.float64)
+
+
 def _channels(img: np.ndarray) -> list[np.ndarray]:
-    """Three planes of an image; a gray image (or one whose channels are equal) gives one plane three times.
+    """Three float64 planes of an image; a gray image (or one whose channels are equal) gives one plane three times.
 
     Repeating the same array object lets per-image work be shared between the channels.
     """
     if img.ndim == 2:
-        return [img, img, img]
-    planes = [np.ascontiguousarray(img[..., k]) for k in range(3)]
+        plane = _float_plane(img)
+        return [plane, plane, plane]
+    planes = [img[..., k] for k in range(3)]
     if np.array_equal(planes[0], planes[1]) and np.array_equal(planes[0], planes[2]):
-        return [planes[0]] * 3
-    return planes
+        return [_float_plane(planes[0])] * 3
+    return [_float_plane(p) for p in planes]
 
 
 def _to_gray(img: np.ndarray, convention: str) -> np.ndarray:
+    if img.dtype == np.uint8:
+        # 8-bit levels: rounding and quantising to uint8 leave them as they are.
+        if img.ndim == 2:
+            return img.astype(np.float64)
+        if convention == "cddfuse":
+            return np.clip(cv2_gray(img), 0.0, 255.0)
+        return matlab_rgb2gray(img)
     if convention == "vifb":
         return img if img.ndim == 2 else matlab_rgb2gray(np.floor(img + 0.5))
     if convention == "cddfuse":
@@ -162,15 +175,15 @@ def prepare_fused(fused: np.ndarray, convention: str) -> list[np.ndarray]:
     """The fused planes a convention scores (see :func:`prepare_planes`).
 
     Args:
-        fused: (H, W) or (H, W, 3) float64 in 0..255.
+        fused: (H, W) or (H, W, 3) float64 in 0..255, or uint8.
         convention: ``"vifb"``, ``"cddfuse"`` or ``"tang"``.
 
     Returns:
-        Three (H, W) planes for a colour image under ``vifb``, otherwise one.
+        Three (H, W) float64 planes for a colour image under ``vifb``, otherwise one.
     """
     convention = check_convention(convention)
     if convention == "vifb" and fused.ndim == 3:
-        return [np.ascontiguousarray(fused[..., k]) for k in range(3)]
+        return [_float_plane(fused[..., k]) for k in range(3)]
     return [_to_gray(fused, convention)]
 
 
@@ -180,8 +193,8 @@ def prepare_sources(
     """The (visible, infrared) source planes matching :func:`prepare_fused`'s planes.
 
     Args:
-        ir: (H, W) or (H, W, 3) float64 in 0..255.
-        vis: (H, W) or (H, W, 3) float64 in 0..255.
+        ir: (H, W) or (H, W, 3) float64 in 0..255, or uint8.
+        vis: (H, W) or (H, W, 3) float64 in 0..255, or uint8.
         convention: ``"vifb"``, ``"cddfuse"`` or ``"tang"``.
         fused_is_colour: whether the fused image is (H, W, 3) (matters for ``vifb`` only).
 

@@ -95,7 +95,7 @@ class FusionEvaluator:
     ) -> None:
         convention = check_convention(convention)
         names = _resolve_names(metrics, convention, roi)
-        self._setup(to_float255(ir, "ir"), to_float255(vis, "vis"), names, convention, roi)
+        self._setup(to_float255(ir, "ir", True), to_float255(vis, "vis", True), names, convention, roi)
 
     @classmethod
     def _from_arrays(cls, ir: np.ndarray, vis: np.ndarray, names: list[str], convention: str, roi) -> FusionEvaluator:
@@ -150,7 +150,7 @@ class FusionEvaluator:
         Returns:
             Dict from canonical metric name to value.
         """
-        return self._score_float255(to_float255(fused, "fused"))
+        return self._score_float255(to_float255(fused, "fused", True))
 
 
 def evaluate(
@@ -196,9 +196,9 @@ def evaluate(
     """
     convention = check_convention(convention)
     names = _resolve_names(metrics, convention, roi)
-    f = to_float255(fused, "fused")
-    i = to_float255(ir, "ir")
-    v = to_float255(vis, "vis")
+    f = to_float255(fused, "fused", True)
+    i = to_float255(ir, "ir", True)
+    v = to_float255(vis, "vis", True)
     if not (f.shape[:2] == i.shape[:2] == v.shape[:2]):
         raise ValueError(f"shape mismatch: fused {f.shape}, ir {i.shape}, vis {v.shape} (H and W must agree)")
     return FusionEvaluator._from_arrays(i, v, names, convention, roi)._score_float255(f)
