@@ -15,8 +15,10 @@ Presets:
 - ``paper``: 128x128 random crops, batch 16, Adam 1e-4 halved every 20 epochs, 80 + 20 epochs. The paper does
   not say whether the step schedule restarts in stage two; each stage has its own optimizer here, so it does.
 - ``cpu``: 64x64 crops, batch 16, flips, Adam 1e-3 (warm-up, cosine decay to 1e-5, gradient norm clipped to 1) per
-  stage, stage lengths in the paper's 80:20 ratio (:data:`CPU_STEPS` in total): about half an hour on two idle
-  cores. Small crops buy steps; the stride-4 CPU variant sees 16x16 feature maps (L = 256, 4 groups of K = 64).
+  stage, stage lengths in the paper's 80:20 ratio (:data:`CPU_STEPS` in total): a few minutes on one idle core
+  (about 0.1 s per step). Small crops buy steps; the stride-4 CPU variant sees 16x16 feature maps (L = 256, 4
+  groups of K = 64). The shipped ``pomai_cpu`` weights add ``--steps 5000 --crop 128`` (the paper's crop; 32x32
+  feature maps, 16 groups; about 0.4 s per step, half an hour on one core), see docs/models/pomai.md.
 
 Ablations of Table 2: :func:`ablation_config` (rows I-V).
 """
