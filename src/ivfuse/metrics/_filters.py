@@ -1,9 +1,9 @@
 """Low-level filtering helpers shared by the metric families (numpy, vectorised).
 
-Everything here works on 2-D float64 arrays, except that the banded filters also run in
-float32 when given float32 input (used where the metrics have shown the precision to be enough). The names follow MATLAB's vocabulary because the
-reference evaluators are MATLAB code: ``valid`` keeps only outputs whose window lies inside the
-image, ``same`` keeps the input size.
+Everything here works on 2-D float64 arrays; the banded filters and the Sobel responses also run
+in float32 where a metric has been shown to keep its precision with it. The names follow MATLAB's
+vocabulary because the reference evaluators are MATLAB code: ``valid`` keeps only outputs whose
+window lies inside the image, ``same`` keeps the input size.
 """
 
 from __future__ import annotations

@@ -245,7 +245,9 @@ def _nabf_orientation(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
     return a
 
 
-def _nabf_loss(g_sq_src: np.ndarray, a_src: np.ndarray, w_src: np.ndarray, g_sq_f: np.ndarray, a_f: np.ndarray) -> float:
+def _nabf_loss(
+    g_sq_src: np.ndarray, a_src: np.ndarray, w_src: np.ndarray, g_sq_f: np.ndarray, a_f: np.ndarray
+) -> float:
     """``sum((1 - Q^XF) w_X)`` over pixels where the fused edge is stronger than the source's (float64).
 
     There ``g_F > g_X >= 0``, so the smaller-over-larger strength ratio is ``g_X / g_F = sqrt(g_sq_X / g_sq_F)``.

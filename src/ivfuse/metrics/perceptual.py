@@ -97,7 +97,10 @@ def _vifp_terms(refs: list[np.ndarray], dist: np.ndarray, memo: Memo | None = No
     """
     dist_pyr = cached(memo, ("vif",), dist, _vif_pyramid)
     refs = [
-        (cached(memo, ("vif",), ref, _vif_pyramid), cached(memo, ("vif-ref",), ref, lambda im: _vif_reference(im, memo)))
+        (
+            cached(memo, ("vif",), ref, _vif_pyramid),
+            cached(memo, ("vif-ref",), ref, lambda im: _vif_reference(im, memo)),
+        )
         for ref in refs
     ]
     terms = [[0.0, 0.0] for _ in refs]

@@ -78,8 +78,9 @@ def scd(a, b, f) -> float:
     return _scd(a, b, f, Memo())
 
 
-# CC and SCD from the centred images: with x' = x - mean(x), corr(x, y) = <x', y'> / sqrt(<x', x'> <y', y'>),
-# and since centring is linear, (f - b)' = f' - b', so SCD needs only the products of the three
+# CC and SCD from the centred images: with x' = x - mean(x),
+# corr(x, y) = <x', y'> / sqrt(<x', x'> <y', y'>), and since centring is linear,
+# (f - b)' = f' - b', so SCD needs only the products of the three
 # centred images: <(f - b)', a'> = <f', a'> - <b', a'> and
 # <(f - b)', (f - b)'> = <f', f'> - 2 <f', b'> + <b', b'>. The centred images and their products
 # are computed once per call and shared by CC and SCD.
@@ -90,9 +91,14 @@ def _centred(img: np.ndarray) -> np.ndarray:
 
 
 def _dot(x: np.ndarray, y: np.ndarray, memo: Memo | None) -> float:
-    """``<x', y'>`` of the centred images, through ``memo`` (keyed on ``y``, so that a fused image's entries are per call)."""
+    """``<x', y'>`` of the centred images, through ``memo``.
+
+    Keyed on ``y`` (with ``x`` in the tag), so that entries involving a fused image are per call.
+    """
     xc = cached(memo, ("centred",), x, _centred)
-    return cached(memo, ("centred-dot", id(x)), y, lambda im: sum_of_products(xc, cached(memo, ("centred",), im, _centred)))
+    return cached(
+        memo, ("centred-dot", id(x)), y, lambda im: sum_of_products(xc, cached(memo, ("centred",), im, _centred))
+    )
 
 
 def _corr(num: float, xx: float, yy: float) -> float:
