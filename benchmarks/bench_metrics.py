@@ -12,7 +12,10 @@ a colour fused image (scored per RGB channel, three times the work) and on a gra
 Threads are pinned to one (BLAS/OpenMP environment variables, ``torch.set_num_threads(1)``,
 ``scipy.fft`` with ``workers=1``); times are the best of ``--repeat`` runs in CPU seconds of
 this process (``time.process_time``), which other processes on the machine inflate less than
-wall time.
+wall time. CPU time includes the kernel's time for handing out fresh memory pages, so the table
+also gives the minor page faults per call (``getrusage``): where glibc has returned the freed
+memory of one call to the system, the next call faults it in again, which can add a third to
+a call's CPU time (see the Speed section of ``docs/metrics.md``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUME
 
 import argparse
 import time
+
+try:
+    import resource
+except ImportError:  # not on Windows: page faults are then reported as nan
+    resource = None
 
 import numpy as np
 
@@ -52,12 +60,22 @@ def synthetic_triple(h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndar
 
 def best_time(fn, repeat: int) -> float:
     """Best CPU time of ``repeat`` calls, in seconds."""
+    return timed(fn, repeat)[0]
+
+
+def timed(fn, repeat: int) -> tuple[float, float]:
+    """Best CPU time of ``repeat`` calls in seconds, and the mean minor page faults per call."""
     best = float("inf")
+    faults = _minor_faults()
     for _ in range(repeat):
         start = time.process_time()
         fn()
         best = min(best, time.process_time() - start)
-    return best
+    return best, (_minor_faults() - faults) / repeat
+
+
+def _minor_faults() -> float:
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_minflt) if resource is not None else float("nan")
 
 
 def main() -> None:
@@ -77,7 +95,10 @@ def main() -> None:
         ("tang", "colour", fused),
     ]
     print(f"metric suite on one {w}x{h} triple, 1 thread, best of {args.repeat} (CPU ms)\n")
-    header = f"{'convention':10s} {'fused':6s} {'table':>8s} {'all':>8s} {'all, sources cached':>20s}"
+    header = (
+        f"{'convention':10s} {'fused':6s} {'table':>8s} {'all':>8s} {'all, sources cached':>20s}"
+        f"   {'page faults per call (table, all, cached)':>42s}"
+    )
     print(header)
     print("-" * len(header))
     per_metric = {}
@@ -86,12 +107,15 @@ def main() -> None:
         def run(names, f=f, convention=convention):
             return evaluate(f, ir, vis, metrics=names, convention=convention, roi=roi)
 
-        table = best_time(lambda run=run, c=convention: run(list_metrics(c)), args.repeat)
-        full = best_time(lambda run=run: run(everything), args.repeat)
+        table, table_pf = timed(lambda run=run, c=convention: run(list_metrics(c)), args.repeat)
+        full, full_pf = timed(lambda run=run: run(everything), args.repeat)
         evaluator = FusionEvaluator(ir, vis, metrics=everything, convention=convention, roi=roi)
         evaluator(f)
-        amortised = best_time(lambda evaluator=evaluator, f=f: evaluator(f), args.repeat)
-        print(f"{convention:10s} {kind:6s} {table * 1e3:8.1f} {full * 1e3:8.1f} {amortised * 1e3:20.1f}")
+        amortised, amortised_pf = timed(lambda evaluator=evaluator, f=f: evaluator(f), args.repeat)
+        print(
+            f"{convention:10s} {kind:6s} {table * 1e3:8.1f} {full * 1e3:8.1f} {amortised * 1e3:20.1f}"
+            f"   {table_pf:14.0f} {full_pf:13.0f} {amortised_pf:13.0f}"
+        )
         per_metric[(convention, kind)] = {m: best_time(lambda run=run, m=m: run([m]), args.repeat) for m in everything}
     print("\neach metric alone (CPU ms, input conversion included)\n")
     cols = list(per_metric)
