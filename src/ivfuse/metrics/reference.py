@@ -166,19 +166,26 @@ def _box_maps(sources, f, memo):
         b = s12.astype(np.float64)
         b *= _SK_N
         b -= p
-        b *= 2.0
-        b += _SK_C2
-        p *= 2.0
-        p += _SK_C1
-        p *= b
-        d1 = s1_sq_x + s1_sq_f
-        d1 += _SK_C1
-        d2 = q_x + q_f
-        d2 += _SK_C2
-        d1 *= d2
-        p /= d1
-        maps.append(p)
+        maps.append(_ssim_from_moments(p, b, s1_sq_x + s1_sq_f, q_x + q_f, _SK_C1, _SK_C2))
     return maps
+
+
+def _ssim_from_moments(mu_xy, cov, mu_sq_sum, var_sum, c1, c2):
+    """``(2 mu_xy + c1)(2 cov + c2) / ((mu_sq_sum + c1)(var_sum + c2))``, in place in the four arrays.
+
+    The SSIM map from its local moments (or any common multiple of them, with the constants
+    scaled to match); returns the buffer of ``mu_xy``.
+    """
+    cov *= 2.0
+    cov += c2
+    mu_xy *= 2.0
+    mu_xy += c1
+    mu_xy *= cov
+    mu_sq_sum += c1
+    var_sum += c2
+    mu_sq_sum *= var_sum
+    mu_xy /= mu_sq_sum
+    return mu_xy
 
 
 def _gauss_stats(img: np.ndarray):
@@ -204,19 +211,7 @@ def _gauss_maps(sources, f, memo):
     maps = []
     for (_, mu_c_x, mu_x, mu_sq_x, var_x), cov in zip(stats, separable_valid_stack(stack, _GAUSS32)):
         cov -= mu_c_x * mu_c_f
-        cov *= np.float32(2.0)
-        cov += c2
-        num = mu_x * mu_f
-        num *= np.float32(2.0)
-        num += c1
-        num *= cov
-        den = mu_sq_x + mu_sq_f
-        den += c1
-        den2 = var_x + var_f
-        den2 += c2
-        den *= den2
-        num /= den
-        maps.append(num)
+        maps.append(_ssim_from_moments(mu_x * mu_f, cov, mu_sq_x + mu_sq_f, var_x + var_f, c1, c2))
     return maps
 
 
