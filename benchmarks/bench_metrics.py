@@ -15,7 +15,9 @@ this process (``time.process_time``), which other processes on the machine infla
 wall time. CPU time includes the kernel's time for handing out fresh memory pages, so the table
 also gives the minor page faults per call (``getrusage``): where glibc has returned the freed
 memory of one call to the system, the next call faults it in again, which can add a third to
-a call's CPU time (see the Speed section of ``docs/metrics.md``).
+a call's CPU time (see the Speed section of ``docs/metrics.md``). ``--keep-freed-memory`` first
+makes glibc keep freed memory for reuse (:func:`ivfuse._allocator.keep_freed_memory`, what
+``ivfuse eval`` and ``ivfuse bench`` do), which removes those faults.
 """
 
 from __future__ import annotations
@@ -82,7 +84,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--size", default="640x480", help="WxH")
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="let glibc keep freed memory (as ivfuse eval does) instead of returning it")
     args = parser.parse_args()
+    allocator = "default allocator settings"
+    if args.keep_freed_memory:
+        from ivfuse._allocator import keep_freed_memory
+
+        allocator = "freed memory kept" if keep_freed_memory() else "freed memory kept: not supported here"
     w, h = (int(v) for v in args.size.lower().split("x"))
     fused, ir, vis = synthetic_triple(h, w)
     roi = [(w // 4, h // 4, w // 2, h // 2)]
@@ -94,7 +103,7 @@ def main() -> None:
         ("cddfuse", "colour", fused),
         ("tang", "colour", fused),
     ]
-    print(f"metric suite on one {w}x{h} triple, 1 thread, best of {args.repeat} (CPU ms)\n")
+    print(f"metric suite on one {w}x{h} triple, 1 thread, best of {args.repeat} (CPU ms), {allocator}\n")
     header = (
         f"{'convention':10s} {'fused':6s} {'table':>8s} {'all':>8s} {'all, sources cached':>20s}"
         f"   {'page faults per call (table, all, cached)':>42s}"

@@ -28,9 +28,12 @@ def add_parser(sub) -> None:
 
 
 def _cmd_bench(args) -> int:
+    from ._allocator import keep_freed_memory
     from .bench import Peer, run_bench
     from .metrics.registry import resolve_metric
     from .models import get_model_entry
+
+    keep_freed_memory()  # the scoring reuses freed memory (speed is measured in fresh processes)
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     for m in models:

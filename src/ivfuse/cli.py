@@ -172,11 +172,13 @@ def _add_eval(sub) -> None:
 
 
 def _cmd_eval(args) -> int:
+    from ._allocator import keep_freed_memory
     from .evaluation import comparison_table, find_fused, score_method, table_markdown, write_rows_csv, write_table
     from .io import find_pairs
     from .metrics import DEFAULT_CONVENTION, list_metrics
     from .metrics.registry import resolve_metric
 
+    keep_freed_memory()  # scoring image after image: reuse freed memory instead of faulting it in again
     conv = args.convention or DEFAULT_CONVENTION
     metrics = [resolve_metric(m.strip()) for m in args.metrics.split(",")] if args.metrics else list_metrics(conv)
     if args.dataset is None and not (args.ir and args.vis):

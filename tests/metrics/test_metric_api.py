@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 
 import numpy as np
@@ -138,6 +139,34 @@ def test_vifb_scores_a_colour_image_per_channel(colour_triple):
         assert whole[name] == pytest.approx(np.mean([p[name] for p in per_channel]), rel=1e-12), name
     side_by_side = np.concatenate([fused[..., k] for k in range(3)], axis=1).astype(np.float64)
     assert whole["SF"] == pytest.approx(M.spatial_frequency(side_by_side, "vifb"), rel=1e-12)
+
+
+def test_vifb_scores_equal_channels_once(colour_triple, monkeypatch):
+    ev = importlib.import_module("ivfuse.metrics.evaluate")  # the package re-exports the function under this name
+
+    fused, ir, vis = colour_triple
+    gray_rgb = [np.repeat(x[..., 1:2], 3, axis=2) for x in (fused, vis)]
+    calls = []
+    vif = ev._SCORERS["VIF"]
+    monkeypatch.setitem(ev._SCORERS, "VIF", lambda p, c, roi, m: calls.append(1) or vif(p, c, roi, m))
+    names = [m for m in ALL if m != "SF"]
+    # A gray image stored as RGB (three equal channels, as TNO ships): one triple is scored...
+    as_rgb = evaluate(gray_rgb[0], ir, gray_rgb[1], metrics=names)
+    assert len(calls) == 1
+    # ... and every value is the per-channel mean, i.e. the value of that one plane.
+    plane = evaluate(fused[..., 1], ir, vis[..., 1], metrics=names)
+    for name in names:
+        assert as_rgb[name] == pytest.approx(plane[name], rel=1e-12), name
+    # Distinct channels are each scored.
+    calls.clear()
+    evaluate(fused, ir, vis, metrics=["VIF"])
+    assert len(calls) == 3
+    # One channel differing in a single pixel is enough to be scored separately.
+    calls.clear()
+    nearly = gray_rgb[0].copy()
+    nearly[0, 0, 2] ^= 1
+    evaluate(nearly, ir, gray_rgb[1], metrics=["VIF"])
+    assert len(calls) == 2
 
 
 def test_vifb_gray_fused_with_colour_sources_uses_matlab_rgb2gray(colour_triple):

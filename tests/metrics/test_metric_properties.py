@@ -41,7 +41,10 @@ def test_entropy_binning_differs_only_off_integers():
 def test_ssim_of_identical_images_is_maximal(triple, convention):
     fused, ir, vis = map(_f, triple)
     top = 1.0 if convention == "tang" else 2.0
-    assert M.ssim(fused, fused, fused, convention) == pytest.approx(top, abs=1e-12)
+    # The Gaussian-window SSIM filters in float32 (docs/metrics.md, Speed): the image's own
+    # moments and its cross moments with itself come from different BLAS products, whose
+    # rounding depends on the CPU's kernels (6e-11 seen on one AMD EPYC, 0 on another).
+    assert M.ssim(fused, fused, fused, convention) == pytest.approx(top, abs=1e-6)
     assert M.ssim(vis, ir, fused, convention) < top - 0.05
 
 
@@ -52,7 +55,10 @@ def test_symmetric_metrics_ignore_source_order(triple, convention):
     forward = M.evaluate(fused, ir, vis, metrics=names, convention=convention)
     swapped = M.evaluate(fused, vis, ir, metrics=names, convention=convention)
     for name in names:
-        assert swapped[name] == pytest.approx(forward[name], rel=1e-12), name
+        # SSIM filters in float32: a source's products land in another column of the BLAS
+        # product when the sources swap, which can change their rounding on some CPUs.
+        rel = 1e-6 if name == "SSIM" else 1e-12
+        assert swapped[name] == pytest.approx(forward[name], rel=rel), name
 
 
 @pytest.mark.parametrize("convention", CONVENTIONS)

@@ -62,6 +62,25 @@ def _resolve_names(metrics: str | Iterable[str] | None, convention: str, roi) ->
     return names
 
 
+def _first_equal(planes: list[Planes]) -> list[int]:
+    """For each plane triple, the index of the first triple with the same contents.
+
+    Under ``vifb`` a colour image is scored per channel; a gray image stored as RGB (as TNO
+    and RoadScene often are) has three equal channels, and equal triples score equal values,
+    so each distinct triple is scored once.
+    """
+    first: list[int] = []
+    for k, p in enumerate(planes):
+        match = next(
+            (j for j in range(k) if first[j] == j and all(
+                x is y or np.array_equal(x, y) for x, y in ((p.fused, planes[j].fused), (p.vis, planes[j].vis),
+                                                            (p.ir, planes[j].ir)))),
+            k,
+        )
+        first.append(match)
+    return first
+
+
 class FusionEvaluator:
     """Scores fused images against one fixed pair of sources (class form of :func:`evaluate`).
 
@@ -132,14 +151,19 @@ class FusionEvaluator:
         pairs, memo = self._sources(fused.ndim == 3)
         memo = memo.call_scope()
         planes = [Planes(f, v, i) for f, (v, i) in zip(prepare_fused(fused, self.convention), pairs)]
-        return {name: self._score(name, planes, memo) for name in self.metrics}
+        first = _first_equal(planes)
+        return {name: self._score(name, planes, first, memo) for name in self.metrics}
 
-    def _score(self, name: str, planes: list[Planes], memo: Memo) -> float:
+    def _score(self, name: str, planes: list[Planes], first: list[int], memo: Memo) -> float:
         if name == "SF" and self.convention == "vifb" and len(planes) > 1:
             # VIFB indexes an (H, W, 3) array with two subscripts: it scores R, G, B side by side.
             return spatial_frequency(np.concatenate([p.fused for p in planes], axis=1), "vifb")
         scorer = _SCORERS[name]
-        return float(np.mean([scorer(p, self.convention, self._roi, memo) for p in planes]))
+        values: dict[int, float] = {}
+        for k in sorted(set(first)):
+            values[k] = scorer(planes[k], self.convention, self._roi, memo)
+        # The mean over every plane, repeats included: the same number as scoring each plane.
+        return float(np.mean([values[k] for k in first]))
 
     def __call__(self, fused) -> dict[str, float]:
         """Score one fused image.
