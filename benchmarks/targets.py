@@ -9,6 +9,10 @@ For the model (default: ``ivfuse.DEFAULT_MODEL``):
 * VIFB pairs: its rank among the published methods' fused images (the peers of that table) on each
   metric, 1 = best (target: top five on at least 5 of 8);
 * speed: its median latency per 640x480 pair (target: at most 0.5 s) from the speed table.
+
+For scale, the same two tests applied to the published methods, on every table that has both the
+baselines and published methods' outputs (the VIFB pairs, Tang's TNO pairs): how many of the 8
+metrics each method beats every baseline on, and on how many it is in the top five of the others.
 """
 
 from __future__ import annotations
@@ -48,6 +52,28 @@ def peer_ranks(table: dict, model: str, own: set[str]) -> list[tuple[str, float,
         ahead = sum(_better(table["mean"][p][m], ours, higher) for p in peers)
         rows.append((m, ours, ahead + 1, len(peers)))
     return rows
+
+
+def published_wins(table: dict, own: set[str]) -> list[tuple[str, int, int]]:
+    """Per published method (a peer) of a table that also holds the baselines: on how many of the 8
+    metrics it beats every baseline, and on how many it is in the top five of the other methods of
+    the table that are not baselines (the other peers and the report's own models)."""
+    peers = [p for p in table["methods"] if p not in own]
+    base = [b for b in BASELINES if b in table["mean"]]
+    if not base or not peers:
+        return []
+    others_pool = [p for p in table["methods"] if p not in BASELINES]
+    rows = []
+    for p in peers:
+        wins = top5 = 0
+        for m in TARGET_METRICS:
+            higher = table["higher_is_better"][m]
+            v = table["mean"][p][m]
+            wins += all(_better(v, table["mean"][b][m], higher) for b in base)
+            ahead = sum(_better(table["mean"][o][m], v, higher) for o in others_pool if o != p)
+            top5 += ahead < 5
+        rows.append((p, wins, top5))
+    return sorted(rows, key=lambda r: (-r[1], -r[2], r[0]))
 
 
 def headline(report: dict, label: str = "tno") -> str:
@@ -120,6 +146,17 @@ def main(argv=None) -> int:
         s = speed[args.model]
         lat = s["latency_s"]
         lines += [f"## Speed: {lat:.3f} s per 640x480 pair (target: 0.5 s), {s['peak_mb']:.0f} MB peak", ""]
+    for label, data in datasets.items():
+        rows = published_wins(data["table"], own)
+        if not rows:
+            continue
+        best = max(r[1] for r in rows)
+        lines += [f"## For scale, {label}: the published methods against the same tests", "",
+                  f"{len(rows)} published methods; the most any of them beats every baseline on is {best} of 8, "
+                  f"{sum(r[2] >= 5 for r in rows)} of them are in the top five of the others on at least 5 of 8.", "",
+                  "| method | beats every baseline on (of 8) | top five of the others on (of 8) |", "|---|---:|---:|"]
+        lines += [f"| {p} | {w} | {t} |" for p, w, t in rows]
+        lines.append("")
     text = "\n".join(lines)
     print(text)
     if args.out:

@@ -71,3 +71,65 @@ def test_eval_bad_metric(tmp_path, capsys):
     (tmp_path / "vi").mkdir()
     assert main(["eval", str(tmp_path), "--fused", str(tmp_path), "--metrics", "XYZ"]) == 1
     assert "unknown metric" in capsys.readouterr().err
+
+
+def _roi_dataset(tmp_path):
+    """Three 40x48 pairs with a fused folder; the fused image spoils the left half of the scene."""
+    ds, fused = tmp_path / "ds", tmp_path / "fused"
+    yy, xx = np.mgrid[0:40, 0:48]
+    for k in range(3):
+        vis = (np.sin(xx / 3.0 + k) * 60 + 120).astype(np.uint8)
+        ir = np.zeros((40, 48), np.uint8)
+        ir[10:30, 24:44] = 230
+        f = np.maximum(ir, vis)
+        f[:, :24] = 255 - f[:, :24]
+        write_image(ds / "ir" / f"{k}.png", ir)
+        write_image(ds / "vi" / f"{k}.png", vis)
+        write_image(fused / f"{k}.png", f)
+    return ds, fused
+
+
+def _roi_ssim_column(path):
+    return [float(r["ROI-SSIM"]) for r in csv.DictReader(open(path))]
+
+
+def test_eval_roi_from_yolo_boxes_and_masks(tmp_path, capsys):
+    from ivfuse.metrics import evaluate
+
+    ds, fused = _roi_dataset(tmp_path)
+    boxes_dir, masks_dir = tmp_path / "labels", tmp_path / "masks"
+    boxes_dir.mkdir()
+    # YOLO: class cx cy w h, normalised; the right half (x 24..48), rows 8..32. Pair 2 has no file.
+    for k in (0, 1):
+        (boxes_dir / f"{k}.txt").write_text("0 0.75 0.5 0.5 0.6\n")
+        mask = np.zeros((40, 48), np.uint8)
+        mask[:, :24] = 255  # the spoiled half
+        write_image(masks_dir / f"{k}.png", mask)
+    assert main(["eval", str(ds), "--fused", str(fused), "--metrics", "EN", "--roi", str(boxes_dir),
+                 "-o", str(tmp_path / "rb"), "-q"]) == 0
+    by_boxes = _roi_ssim_column(tmp_path / "rb" / "per_image_fused.csv")
+    expected = evaluate(str(fused / "0.png"), str(ds / "ir" / "0.png"), str(ds / "vi" / "0.png"),
+                        metrics=["ROI-SSIM"], roi=[(24, 8, 48, 32)])["ROI-SSIM"]
+    assert by_boxes[0] == pytest.approx(expected, rel=1e-5)  # the CSV keeps 6 digits
+    assert np.isnan(by_boxes[2])  # no annotation: no ROI, left out of the mean
+    summary = json.loads((tmp_path / "rb" / "summary.json").read_text())
+    assert summary["mean"]["fused"]["ROI-SSIM"] == pytest.approx(np.mean(by_boxes[:2]), rel=1e-5)
+
+    assert main(["eval", str(ds), "--fused", str(fused), "--metrics", "EN", "--roi", str(masks_dir),
+                 "-o", str(tmp_path / "rm"), "-q"]) == 0
+    by_masks = _roi_ssim_column(tmp_path / "rm" / "per_image_fused.csv")
+    # The spoiled half scores lower than the intact one.
+    assert by_masks[0] < by_boxes[0] - 0.1
+
+
+def test_eval_roi_pseudo_and_errors(tmp_path, capsys):
+    ds, fused = _roi_dataset(tmp_path)
+    assert main(["eval", str(ds), "--fused", str(fused), "--metrics", "EN", "--roi", "pseudo",
+                 "-o", str(tmp_path / "rp"), "-q"]) == 0
+    # The warm square (x 24..44) lies in the intact half: every pair has a pseudo-ROI there.
+    assert all(np.isfinite(_roi_ssim_column(tmp_path / "rp" / "per_image_fused.csv")))
+    capsys.readouterr()
+    assert main(["eval", str(ds), "--fused", str(fused), "--metrics", "EN,ROI-SSIM", "-q"]) == 2
+    assert "--roi" in capsys.readouterr().err
+    assert main(["eval", str(ds), "--fused", str(fused), "--roi", str(tmp_path / "nowhere"), "-q"]) == 1
+    assert "nowhere" in capsys.readouterr().err

@@ -166,6 +166,9 @@ def _add_eval(sub) -> None:
     p.add_argument("--template", default="{name}", help="fused file stem pattern, e.g. '{name}_ADF' (default '{name}')")
     p.add_argument("--metrics", default=None, help="comma-separated metric names (default: the convention's table)")
     p.add_argument("--convention", default=None, help="vifb (default), cddfuse or tang")
+    p.add_argument("--roi", default=None, metavar="PATH|pseudo",
+                   help="regions for ROI-SSIM (added to the metrics): a folder of YOLO .txt or VOC .xml boxes, a COCO "
+                        ".json, a folder of masks, or 'pseudo' for the infrared pseudo-ROIs")
     p.add_argument("-o", "--output", default=None, help="folder for per-image CSVs and summary.{md,csv,json}")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_eval)
@@ -173,7 +176,15 @@ def _add_eval(sub) -> None:
 
 def _cmd_eval(args) -> int:
     from ._allocator import keep_freed_memory
-    from .evaluation import comparison_table, find_fused, score_method, table_markdown, write_rows_csv, write_table
+    from .evaluation import (
+        comparison_table,
+        find_fused,
+        roi_source,
+        score_method,
+        table_markdown,
+        write_rows_csv,
+        write_table,
+    )
     from .io import find_pairs
     from .metrics import DEFAULT_CONVENTION, list_metrics
     from .metrics.registry import resolve_metric
@@ -181,6 +192,14 @@ def _cmd_eval(args) -> int:
     keep_freed_memory()  # scoring image after image: reuse freed memory instead of faulting it in again
     conv = args.convention or DEFAULT_CONVENTION
     metrics = [resolve_metric(m.strip()) for m in args.metrics.split(",")] if args.metrics else list_metrics(conv)
+    roi = None
+    if args.roi is not None:
+        roi = roi_source(args.roi)
+        if "ROI-SSIM" not in metrics:
+            metrics.append("ROI-SSIM")
+    elif "ROI-SSIM" in metrics:
+        _err("ROI-SSIM needs regions: add --roi with a box or mask folder, a COCO .json, or 'pseudo'")
+        return 2
     if args.dataset is None and not (args.ir and args.vis):
         _err("give a dataset folder or both --ir DIR and --vis DIR")
         return 2
@@ -194,7 +213,7 @@ def _cmd_eval(args) -> int:
         if not Path(folder).is_dir():
             raise FileNotFoundError(f"'{folder}': fused image folder not found")
         fused = find_fused(folder, [p.name for p in scan.pairs], args.template)
-        methods.append(score_method(name, scan.pairs, fused, metrics, conv, progress=not args.quiet))
+        methods.append(score_method(name, scan.pairs, fused, metrics, conv, roi=roi, progress=not args.quiet))
     table = comparison_table(methods, metrics)
     print(table_markdown(table, f"{len(scan.pairs)} pairs, convention '{conv}'"))
     if args.output:

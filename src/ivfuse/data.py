@@ -65,6 +65,7 @@ __all__ = [
     "find_label_sources",
     "flip_boxes",
     "pseudo_labels",
+    "read_boxes",
     "read_coco",
     "read_mask",
     "read_voc",
@@ -439,6 +440,35 @@ def find_label_sources(root: str | os.PathLike | None, boxes: str = "auto", mask
     return src
 
 
+def read_boxes(labels: LabelSources, name: str, width: int, height: int) -> tuple[np.ndarray, bool]:
+    """The boxes of the pair ``name`` from a dataset's box annotations.
+
+    Args:
+        labels: from :func:`find_label_sources`, with a box format.
+        name: the pair's name (file stem, or relative path without extension).
+        width, height: the pair's size (YOLO coordinates are relative to it).
+
+    Returns:
+        ((N, 4) float32 ``x0, y0, x1, y1`` in pixels, whether the pair has an annotation).
+    """
+    fmt, path = labels.box_format, labels.box_path
+    if not fmt or path is None:
+        return _empty_boxes(), False
+    if fmt == "coco":
+        if labels.coco is None:
+            labels.coco = read_coco(path)
+        coco = labels.coco
+        for key in (name, Path(name).name):
+            if key in coco:
+                return coco[key], True
+        return _empty_boxes(), False
+    ext = ".txt" if fmt == "yolo" else ".xml"
+    f = _find_by_name(path, name, (ext,))
+    if f is None:
+        return _empty_boxes(), False
+    return (read_yolo(f, width, height) if fmt == "yolo" else read_voc(f)), True
+
+
 def _find_by_name(folder: Path, name: str, exts: Sequence[str]) -> Path | None:
     for stem in dict.fromkeys((name, Path(name).name)):
         for ext in exts:
@@ -601,21 +631,7 @@ class PairedDataset(Dataset):
         return boxes, has_boxes, np.packbits(mask.ravel()), has_mask
 
     def _read_boxes(self, name: str, width: int, height: int) -> tuple[np.ndarray, bool]:
-        fmt, path = self.labels.box_format, self.labels.box_path
-        assert path is not None
-        if fmt == "coco":
-            if self.labels.coco is None:
-                self.labels.coco = read_coco(path)
-            coco = self.labels.coco
-            for key in (name, Path(name).name):
-                if key in coco:
-                    return coco[key], True
-            return _empty_boxes(), False
-        ext = ".txt" if fmt == "yolo" else ".xml"
-        f = _find_by_name(path, name, (ext,))
-        if f is None:
-            return _empty_boxes(), False
-        return (read_yolo(f, width, height) if fmt == "yolo" else read_voc(f)), True
+        return read_boxes(self.labels, name, width, height)
 
     def _item(self, i: int) -> _Item:
         item = self._cache.get(i)

@@ -71,13 +71,77 @@ def find_fused(folder: str | os.PathLike, names: Iterable[str], template: str = 
     return out
 
 
+RoiSource = Callable[[PairPaths, "np.ndarray"], object]
+
+
+def roi_source(spec: str | os.PathLike) -> RoiSource:
+    """Where ROI-SSIM's regions come from, as a function ``(pair, infrared array) -> ROI``.
+
+    Args:
+        spec: ``"pseudo"``: the salient warm regions of each infrared image
+            (:func:`ivfuse.data.pseudo_labels`, the pseudo-ROIs the training engine uses when
+            there are no annotations); a folder of YOLO ``.txt`` or Pascal VOC ``.xml`` box files
+            or a COCO ``.json`` file (boxes); or a folder of mask images (any non-zero pixel is
+            inside). Files are matched to pairs by stem, as the fused images are.
+
+    Returns:
+        A function giving (N, 4) boxes ``x0, y0, x1, y1`` in pixels or an (H, W) bool mask. A pair
+        without an annotation gets no boxes, so its ROI-SSIM is NaN and it is left out of the
+        mean (the per-image CSV shows it).
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        ValueError: the folder holds neither box files nor images.
+    """
+    import numpy as np
+
+    from . import data
+
+    if str(spec) == "pseudo":
+        from .metrics._inputs import to_float255
+
+        def pseudo(pp: PairPaths, ir: np.ndarray) -> np.ndarray:
+            gray = to_float255(ir, "ir")
+            if gray.ndim == 3:
+                gray = gray.mean(axis=2)
+            return data.pseudo_labels(gray / 255.0)[1]
+
+        return pseudo
+    path = Path(spec)
+    if not path.exists():
+        raise FileNotFoundError(f"'{path}': ROI path not found (give a box folder, a COCO .json, a mask folder or 'pseudo')")
+    is_masks = path.is_dir() and not any(
+        q.suffix.lower() in (".txt", ".xml", ".json") for q in path.rglob("*") if q.is_file()
+    ) and any(q.suffix.lower() in IMAGE_EXTENSIONS for q in path.iterdir())
+    if is_masks:
+        def from_mask(pp: PairPaths, ir: np.ndarray) -> np.ndarray:
+            found = data._find_by_name(path, pp.name, IMAGE_EXTENSIONS)
+            if found is None:
+                return np.zeros((0, 4))
+            mask = data.read_mask(found)
+            if mask.shape != ir.shape[:2]:
+                raise ValueError(f"mask '{found}' is {mask.shape[1]}x{mask.shape[0]}, the pair is {ir.shape[1]}x{ir.shape[0]}")
+            return mask
+
+        return from_mask
+    try:
+        labels = data.find_label_sources(None, boxes=str(path), masks="")
+    except data.DatasetError as exc:
+        raise ValueError(f"{exc}; or give a folder of mask images, or 'pseudo'") from exc
+
+    def from_boxes(pp: PairPaths, ir: np.ndarray) -> np.ndarray:
+        return data.read_boxes(labels, pp.name, ir.shape[1], ir.shape[0])[0]
+
+    return from_boxes
+
+
 def score_method(
     name: str,
     pairs: Sequence[PairPaths],
     fused: Mapping[str, Path | None],
     metrics: Sequence[str] | None = None,
     convention: str | None = None,
-    roi: Callable[[PairPaths], object] | None = None,
+    roi: RoiSource | None = None,
     progress: bool = True,
 ) -> MethodScores:
     """Score one method's fused images against the source pairs.
@@ -90,7 +154,8 @@ def score_method(
         fused: pair name -> fused image path (None when missing), e.g. from :func:`find_fused`.
         metrics: metric names (None: the convention's table).
         convention: "vifb", "cddfuse" or "tang" (None: the default).
-        roi: optional function giving the ROI (boxes or mask) of a pair, for ROI-SSIM.
+        roi: optional function ``(pair, infrared array) -> boxes or mask`` for ROI-SSIM (see
+            :func:`roi_source`).
     """
     from tqdm import tqdm
 
@@ -112,7 +177,7 @@ def score_method(
                               f"visible {v.shape[1]}x{v.shape[0]}")
                 )
                 continue
-            values = evaluate(f, i, v, metrics=metrics, convention=conv, roi=roi(pp) if roi else None)
+            values = evaluate(f, i, v, metrics=metrics, convention=conv, roi=roi(pp, i) if roi else None)
         except Exception as exc:  # one bad image must not end a whole evaluation
             result.problems.append((pp.name, str(exc)))
             continue
