@@ -3,7 +3,7 @@
 # methods' fused images (../shared/data/parity) as peers, then the Markdown tables copied to
 # docs/benchmark/ and the demo-pair comparison grid to docs/assets/.
 #
-#   bash benchmarks/report.sh [REPORT_DIR]      # default runs/report; about 25 minutes on 2 cores
+#   bash benchmarks/report.sh [REPORT_DIR]      # default runs/report; about 4 minutes on 2 idle cores
 #
 # SHARED (default ../shared) points at the data folder; THREADS (default 2) at the speed table's threads.
 set -euo pipefail
