@@ -69,15 +69,14 @@ def _first_equal(planes: list[Planes]) -> list[int]:
     and RoadScene often are) has three equal channels, and equal triples score equal values,
     so each distinct triple is scored once.
     """
+
+    def same(p: Planes, q: Planes) -> bool:
+        pairs = ((p.fused, q.fused), (p.vis, q.vis), (p.ir, q.ir))
+        return all(x is y or np.array_equal(x, y) for x, y in pairs)
+
     first: list[int] = []
     for k, p in enumerate(planes):
-        match = next(
-            (j for j in range(k) if first[j] == j and all(
-                x is y or np.array_equal(x, y) for x, y in ((p.fused, planes[j].fused), (p.vis, planes[j].vis),
-                                                            (p.ir, planes[j].ir)))),
-            k,
-        )
-        first.append(match)
+        first.append(next((j for j in sorted(set(first)) if same(planes[j], p)), k))
     return first
 
 
