@@ -258,7 +258,9 @@ def test_roi_ssim_sees_only_the_roi(triple):
     # Where F equals one source, that source's SSIM map is 1; the other source's map is unchanged.
     roi = [(15, 15, 35, 35)]  # window centres well inside the copied patch
     vis_only = M.roi_ssim(vis, vis, both, roi)
-    assert vis_only == pytest.approx(2.0, abs=1e-12)
+    # float32 SSIM: an image against itself is 1 up to the rounding of the BLAS products, which
+    # some CPUs make differ by column (see test_ssim_of_identical_images_is_maximal).
+    assert vis_only == pytest.approx(2.0, abs=1e-6)
     spoiled = both.copy()
     spoiled[:, 45:] = 0.0  # outside the ROI and farther than the window radius
     assert M.roi_ssim(vis, ir, spoiled, roi) == pytest.approx(M.roi_ssim(vis, ir, both, roi), rel=1e-12)
