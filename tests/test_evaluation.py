@@ -60,6 +60,7 @@ def test_eval_command_compares_methods_and_reports_problems(tmp_path, rng, capsy
     # Max-fusion of the sources beats noise on structure transfer and mutual information.
     assert summary["rank"]["good"]["Qabf"] == 1 and summary["rank"]["good"]["MI"] == 1
     assert (tmp_path / "rep" / "summary.md").read_text().count("|") > 10
+    assert (tmp_path / "rep" / "summary.tex").read_text().count(r"\\") == 3  # header and the two methods
 
 
 def test_eval_needs_sources(tmp_path, capsys):
@@ -133,3 +134,20 @@ def test_eval_roi_pseudo_and_errors(tmp_path, capsys):
     assert "--roi" in capsys.readouterr().err
     assert main(["eval", str(ds), "--fused", str(fused), "--roi", str(tmp_path / "nowhere"), "-q"]) == 1
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_latex_table_marks_best_and_second_and_escapes_names():
+    from ivfuse.evaluation import table_latex
+
+    a, b, c = MethodScores("ours_v2 & co"), MethodScores("b"), MethodScores("c%")
+    a.rows = [{"image": "1", "EN": 7.0, "RMSE": 0.3}]
+    b.rows = [{"image": "1", "EN": 6.0, "RMSE": 0.1}]
+    c.rows = [{"image": "1", "EN": float("nan"), "RMSE": 0.2}]
+    tex = table_latex(comparison_table([a, b, c], ["EN", "RMSE"]), caption="TNO_25", label="tab:x")
+    rows = [line for line in tex.splitlines() if line.endswith(r"\\")]
+    assert rows[0] == r"Method & EN $\uparrow$ & RMSE $\downarrow$ \\"
+    assert rows[1] == r"ours\_v2 \& co & \textbf{7.000} & 0.3000 \\"
+    assert rows[2] == r"b & \underline{6.000} & \textbf{0.1000} \\"
+    assert rows[3] == r"c\% & -- & \underline{0.2000} \\"  # no mean: '--', never marked
+    assert r"\caption{TNO\_25}" in tex and r"\label{tab:x}" in tex
+    assert tex.index(r"\toprule") < tex.index(r"\midrule") < tex.index(r"\bottomrule")

@@ -6,7 +6,8 @@ For every dataset each model fuses every pair (into ``REPORT/fused/<dataset>/<mo
 are folders of fused images someone else made. Everything is scored with :mod:`ivfuse.metrics`
 in the chosen convention. Outputs, per dataset ``<ds>``:
 
-* ``quality_<ds>.{md,csv,json}``: mean of each metric per method, best and second best marked;
+* ``quality_<ds>.{md,csv,json,tex}``: mean of each metric per method, best and second best marked
+  (the ``.tex`` a booktabs table for a paper);
 * ``grid_<ds>.png``: infrared, visible and each method on a few pairs;
 * ``bars_<ds>.png``: one bar chart per metric (needs the ``plot`` extra, matplotlib);
 

@@ -156,7 +156,7 @@ def _add_eval(sub) -> None:
         "eval",
         help="score fused images with the field's metrics; compare several methods",
         description="Score fused images against their sources. Give a dataset folder (or --ir/--vis folders) and one "
-        "or more --fused DIR or --fused NAME=DIR; writes per-image CSVs and a comparison table (Markdown, CSV, JSON).",
+        "or more --fused DIR or --fused NAME=DIR; writes per-image CSVs and a comparison table (Markdown, CSV, JSON, LaTeX).",
     )
     p.add_argument("dataset", nargs="?", help="dataset folder with infrared/visible subfolders")
     p.add_argument("--ir", help="folder of infrared (or MRI) images")
@@ -169,7 +169,7 @@ def _add_eval(sub) -> None:
     p.add_argument("--roi", default=None, metavar="PATH|pseudo",
                    help="regions for ROI-SSIM (added to the metrics): a folder of YOLO .txt or VOC .xml boxes, a COCO "
                         ".json, a folder of masks, or 'pseudo' for the infrared pseudo-ROIs")
-    p.add_argument("-o", "--output", default=None, help="folder for per-image CSVs and summary.{md,csv,json}")
+    p.add_argument("-o", "--output", default=None, help="folder for per-image CSVs and summary.{md,csv,json,tex}")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_eval)
 

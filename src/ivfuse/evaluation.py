@@ -251,6 +251,47 @@ def table_markdown(table: dict, title: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+}
+
+
+def _latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(c, c) for c in text)
+
+
+def table_latex(table: dict, caption: str | None = None, label: str | None = None) -> str:
+    """LaTeX (booktabs) for a paper: best value bold, second best underlined, arrows per metric.
+
+    Needs ``\\usepackage{booktabs}`` in the document. Values are formatted as in the Markdown
+    table; a mean that could not be computed prints as ``--``.
+    """
+    ms = table["metrics"]
+    arrows = [r"$\uparrow$" if table["higher_is_better"][m] else r"$\downarrow$" for m in ms]
+    lines = [r"\begin{table}[t]", r"\centering"]
+    if caption:
+        lines.append(r"\caption{" + _latex_escape(caption) + "}")
+    if label:
+        lines.append(r"\label{" + label + "}")
+    lines += [
+        r"\begin{tabular}{l" + "r" * len(ms) + "}",
+        r"\toprule",
+        " & ".join(["Method"] + [f"{_latex_escape(m)} {a}" for m, a in zip(ms, arrows)]) + r" \\",
+        r"\midrule",
+    ]
+    for n in table["methods"]:
+        cells = [_latex_escape(n)]
+        for m in ms:
+            v = table["mean"][n][m]
+            txt = "--" if math.isnan(v) else _fmt(v)
+            r = table["rank"][n][m]
+            cells.append(r"\textbf{" + txt + "}" if r == 1 else r"\underline{" + txt + "}" if r == 2 else txt)
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
 def _atomic_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
@@ -267,7 +308,7 @@ def _atomic_text(path: Path, text: str) -> None:
 
 
 def write_table(table: dict, out_dir: str | os.PathLike, stem: str = "summary", title: str | None = None) -> list[Path]:
-    """Write ``<stem>.md``, ``<stem>.csv`` and ``<stem>.json`` (atomically) and return their paths."""
+    """Write ``<stem>.md``, ``<stem>.csv``, ``<stem>.json`` and ``<stem>.tex`` (atomically); return their paths."""
     import io
 
     out = Path(out_dir)
@@ -283,7 +324,9 @@ def write_table(table: dict, out_dir: str | os.PathLike, stem: str = "summary", 
     js = out / f"{stem}.json"
     clean = json.loads(json.dumps(table, default=float).replace("NaN", "null"))
     _atomic_text(js, json.dumps(clean, indent=2) + "\n")
-    return [md, cs, js]
+    tex = out / f"{stem}.tex"
+    _atomic_text(tex, table_latex(table, caption=title))
+    return [md, cs, js, tex]
 
 
 def write_rows_csv(scores: MethodScores, path: str | os.PathLike, metrics: Sequence[str]) -> Path:
