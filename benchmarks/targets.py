@@ -152,8 +152,8 @@ def main(argv=None) -> int:
             continue
         best = max(r[1] for r in rows)
         lines += [f"## For scale, {label}: the published methods against the same tests", "",
-                  f"{len(rows)} published methods; the most any of them beats every baseline on is {best} of 8, "
-                  f"{sum(r[2] >= 5 for r in rows)} of them are in the top five of the others on at least 5 of 8.", "",
+                  (f"{len(rows)} published methods; the most any of them beats every baseline on is {best} of 8, "
+                   f"{sum(r[2] >= 5 for r in rows)} of them are in the top five of the others on at least 5 of 8."), "",
                   "| method | beats every baseline on (of 8) | top five of the others on (of 8) |", "|---|---:|---:|"]
         lines += [f"| {p} | {w} | {t} |" for p, w, t in rows]
         lines.append("")

@@ -77,7 +77,7 @@ def test_eval_bad_metric(tmp_path, capsys):
 def _roi_dataset(tmp_path):
     """Three 40x48 pairs with a fused folder; the fused image spoils the left half of the scene."""
     ds, fused = tmp_path / "ds", tmp_path / "fused"
-    yy, xx = np.mgrid[0:40, 0:48]
+    xx = np.mgrid[0:40, 0:48][1]
     for k in range(3):
         vis = (np.sin(xx / 3.0 + k) * 60 + 120).astype(np.uint8)
         ir = np.zeros((40, 48), np.uint8)

@@ -15,9 +15,12 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
 
 from .io import IMAGE_EXTENSIONS, PairPaths
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "MethodScores",
