@@ -151,3 +151,26 @@ def test_latex_table_marks_best_and_second_and_escapes_names():
     assert rows[3] == r"c\% & -- & \underline{0.2000} \\"  # no mean: '--', never marked
     assert r"\caption{TNO\_25}" in tex and r"\label{tab:x}" in tex
     assert tex.index(r"\toprule") < tex.index(r"\midrule") < tex.index(r"\bottomrule")
+
+
+def test_score_methods_matches_one_method_at_a_time(tmp_path):
+    from ivfuse.evaluation import find_fused, score_method, score_methods
+    from ivfuse.io import find_pairs
+
+    ds, fused = _roi_dataset(tmp_path)
+    other = tmp_path / "other"
+    for k in (0, 2):  # pair 1 missing for this method
+        img = np.asarray(np.random.default_rng(k).integers(0, 256, (40, 48)), dtype=np.uint8)
+        write_image(other / f"{k}.png", img)
+    (ds / "ir" / "2.png").write_bytes(b"not a png")  # pair 2's infrared is unreadable
+    pairs = find_pairs(ds).pairs
+    maps = {name: find_fused(folder, [p.name for p in pairs]) for name, folder in (("a", fused), ("b", other))}
+    together = score_methods(maps, pairs, ["EN", "MI", "VIF", "Qabf", "SSIM", "Qcb"], "vifb", progress=False)
+    alone = [score_method(n, pairs, m, ["EN", "MI", "VIF", "Qabf", "SSIM", "Qcb"], "vifb", progress=False)
+             for n, m in maps.items()]
+    for t, a in zip(together, alone):
+        assert t.name == a.name and t.rows == a.rows and t.problems == a.problems  # the same numbers, bit for bit
+    a, b = together
+    assert [r["image"] for r in a.rows] == ["0", "1"] and [r["image"] for r in b.rows] == ["0"]
+    assert [n for n, _ in b.problems] == ["1", "2"] and b.problems[0][1] == "fused image missing"
+    assert "2.png" in a.problems[0][1] and a.problems[0][0] == "2"  # the bad source is named, for every method

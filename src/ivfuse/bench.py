@@ -34,7 +34,7 @@ from .evaluation import (
     _atomic_text,
     comparison_table,
     find_fused,
-    score_method,
+    score_methods,
     table_markdown,
     write_rows_csv,
     write_table,
@@ -312,13 +312,12 @@ def run_bench(
                 found = find_fused(peer.folder, names, peer.template)
                 if all(v is not None for v in found.values()):
                     fused_dirs[peer.name] = (peer.folder, peer.template)
-        for name, (folder, template) in fused_dirs.items():
-            fused = find_fused(folder, names, template)
-            ms = score_method(name, scan.pairs, fused, metric_names, conv, progress=progress)
+        fused_paths = {name: find_fused(folder, names, template) for name, (folder, template) in fused_dirs.items()}
+        for ms in score_methods(fused_paths, scan.pairs, metric_names, conv, progress=progress):
             for n, msg in ms.problems:
-                log(f"[{label}] {name}/{n}: {msg}")
+                log(f"[{label}] {ms.name}/{n}: {msg}")
             methods.append(ms)
-            write_rows_csv(ms, out / "per_image" / label / f"{name}.csv", metric_names)
+            write_rows_csv(ms, out / "per_image" / label / f"{ms.name}.csv", metric_names)
         table = comparison_table(methods, metric_names)
         title = f"{label}: {len(names)} pairs, convention {conv}"
         write_table(table, out, stem=f"quality_{label}", title=title)

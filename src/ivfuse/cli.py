@@ -180,7 +180,7 @@ def _cmd_eval(args) -> int:
         comparison_table,
         find_fused,
         roi_source,
-        score_method,
+        score_methods,
         table_markdown,
         write_rows_csv,
         write_table,
@@ -206,14 +206,14 @@ def _cmd_eval(args) -> int:
     scan = find_pairs(args.dataset, ir_dir=args.ir, vis_dir=args.vis)
     if not scan.pairs:
         raise ValueError(f"no infrared/visible pairs found in '{scan.ir_dir}' and '{scan.vis_dir}'")
-    methods = []
+    fused = {}
     for spec in args.fused:
         name, _, folder = spec.rpartition("=")
         name = name or Path(folder).name
         if not Path(folder).is_dir():
             raise FileNotFoundError(f"'{folder}': fused image folder not found")
-        fused = find_fused(folder, [p.name for p in scan.pairs], args.template)
-        methods.append(score_method(name, scan.pairs, fused, metrics, conv, roi=roi, progress=not args.quiet))
+        fused[name] = find_fused(folder, [p.name for p in scan.pairs], args.template)
+    methods = score_methods(fused, scan.pairs, metrics, conv, roi=roi, progress=not args.quiet)
     table = comparison_table(methods, metrics)
     print(table_markdown(table, f"{len(scan.pairs)} pairs, convention '{conv}'"))
     if args.output:
