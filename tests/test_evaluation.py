@@ -174,3 +174,22 @@ def test_score_methods_matches_one_method_at_a_time(tmp_path):
     assert [r["image"] for r in a.rows] == ["0", "1"] and [r["image"] for r in b.rows] == ["0"]
     assert [n for n, _ in b.problems] == ["1", "2"] and b.problems[0][1] == "fused image missing"
     assert "2.png" in a.problems[0][1] and a.problems[0][0] == "2"  # the bad source is named, for every method
+
+
+def test_eval_several_conventions_one_table_each(tmp_path, capsys):
+    from ivfuse.metrics import evaluate, list_metrics
+
+    ds, fused = _roi_dataset(tmp_path)
+    out = tmp_path / "rep"
+    assert main(["eval", str(ds), "--fused", f"f={fused}", "--convention", "vifb,cddfuse,vifb", "-o", str(out),
+                 "-q"]) == 0
+    assert not (out / "summary.json").exists()
+    for conv in ("vifb", "cddfuse"):
+        table = json.loads((out / f"summary_{conv}.json").read_text())
+        assert table["metrics"] == list_metrics(conv)
+        rows = list(csv.DictReader(open(out / f"per_image_f_{conv}.csv")))
+        ref = evaluate(str(fused / "0.png"), str(ds / "ir" / "0.png"), str(ds / "vi" / "0.png"), convention=conv)
+        assert float(rows[0]["SSIM"]) == pytest.approx(ref["SSIM"], rel=1e-5)
+    assert capsys.readouterr().out.count("### ") == 2  # the repeated convention is scored once
+    assert main(["eval", str(ds), "--fused", str(fused), "--convention", "vifb,matlab", "-q"]) == 1
+    assert "unknown convention 'matlab'" in capsys.readouterr().err

@@ -165,7 +165,8 @@ def _add_eval(sub) -> None:
                    help="folder of fused images, matched by file stem; repeat for several methods")
     p.add_argument("--template", default="{name}", help="fused file stem pattern, e.g. '{name}_ADF' (default '{name}')")
     p.add_argument("--metrics", default=None, help="comma-separated metric names (default: the convention's table)")
-    p.add_argument("--convention", default=None, help="vifb (default), cddfuse or tang")
+    p.add_argument("--convention", default=None,
+                   help="vifb (default), cddfuse or tang; several, comma-separated, give one table each")
     p.add_argument("--roi", default=None, metavar="PATH|pseudo",
                    help="regions for ROI-SSIM (added to the metrics): a folder of YOLO .txt or VOC .xml boxes, a COCO "
                         ".json, a folder of masks, or 'pseudo' for the infrared pseudo-ROIs")
@@ -187,17 +188,17 @@ def _cmd_eval(args) -> int:
     )
     from .io import find_pairs
     from .metrics import DEFAULT_CONVENTION, list_metrics
+    from .metrics.conventions import check_convention
     from .metrics.registry import resolve_metric
 
     keep_freed_memory()  # scoring image after image: reuse freed memory instead of faulting it in again
-    conv = args.convention or DEFAULT_CONVENTION
-    metrics = [resolve_metric(m.strip()) for m in args.metrics.split(",")] if args.metrics else list_metrics(conv)
+    conventions = [c.strip() for c in (args.convention or DEFAULT_CONVENTION).split(",") if c.strip()]
+    conventions = [check_convention(c) for c in dict.fromkeys(conventions)]
+    chosen = [resolve_metric(m.strip()) for m in args.metrics.split(",")] if args.metrics else None
     roi = None
     if args.roi is not None:
         roi = roi_source(args.roi)
-        if "ROI-SSIM" not in metrics:
-            metrics.append("ROI-SSIM")
-    elif "ROI-SSIM" in metrics:
+    elif chosen is not None and "ROI-SSIM" in chosen:
         _err("ROI-SSIM needs regions: add --roi with a box or mask folder, a COCO .json, or 'pseudo'")
         return 2
     if args.dataset is None and not (args.ir and args.vis):
@@ -213,18 +214,28 @@ def _cmd_eval(args) -> int:
         if not Path(folder).is_dir():
             raise FileNotFoundError(f"'{folder}': fused image folder not found")
         fused[name] = find_fused(folder, [p.name for p in scan.pairs], args.template)
-    methods = score_methods(fused, scan.pairs, metrics, conv, roi=roi, progress=not args.quiet)
-    table = comparison_table(methods, metrics)
-    print(table_markdown(table, f"{len(scan.pairs)} pairs, convention '{conv}'"))
-    if args.output:
+    problems: dict[tuple[str, str], str] = {}
+    for conv in conventions:
+        metrics = list(chosen) if chosen is not None else list_metrics(conv)
+        if roi is not None and "ROI-SSIM" not in metrics:
+            metrics.append("ROI-SSIM")
+        methods = score_methods(fused, scan.pairs, metrics, conv, roi=roi, progress=not args.quiet)
+        title = f"{len(scan.pairs)} pairs, convention '{conv}'"
+        table = comparison_table(methods, metrics)
+        print(table_markdown(table, title))
+        if args.output:
+            # One convention: summary.* and per_image_NAME.csv; several: a _CONVENTION suffix on each.
+            suffix = f"_{conv}" if len(conventions) > 1 else ""
+            for ms in methods:
+                write_rows_csv(ms, Path(args.output) / f"per_image_{ms.name}{suffix}.csv", metrics)
+            paths = write_table(table, args.output, stem=f"summary{suffix}", title=title)
+            print("wrote " + ", ".join(str(p) for p in paths))
         for ms in methods:
-            write_rows_csv(ms, Path(args.output) / f"per_image_{ms.name}.csv", metrics)
-        paths = write_table(table, args.output, title=f"{len(scan.pairs)} pairs, convention '{conv}'")
-        print("wrote " + ", ".join(str(p) for p in paths))
-    problems = [(ms.name, n, msg) for ms in methods for n, msg in ms.problems]
+            for n, msg in ms.problems:
+                problems.setdefault((ms.name, n), msg)  # the same image fails under every convention
     if problems:
         print(f"{len(problems)} fused images could not be scored:", file=sys.stderr)
-        for method, n, msg in problems:
+        for (method, n), msg in problems.items():
             print(f"  {method}/{n}: {msg}", file=sys.stderr)
     return 0
 
