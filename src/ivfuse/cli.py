@@ -156,7 +156,8 @@ def _add_eval(sub) -> None:
         "eval",
         help="score fused images with the field's metrics; compare several methods",
         description="Score fused images against their sources. Give a dataset folder (or --ir/--vis folders) and one "
-        "or more --fused DIR or --fused NAME=DIR; writes per-image CSVs and a comparison table (Markdown, CSV, JSON, LaTeX).",
+        "or more --fused DIR or --fused NAME=DIR; writes per-image CSVs and a comparison table "
+        "(Markdown, CSV, JSON, LaTeX).",
     )
     p.add_argument("dataset", nargs="?", help="dataset folder with infrared/visible subfolders")
     p.add_argument("--ir", help="folder of infrared (or MRI) images")
@@ -177,17 +178,9 @@ def _add_eval(sub) -> None:
 
 def _cmd_eval(args) -> int:
     from ._allocator import keep_freed_memory
-    from .evaluation import (
-        comparison_table,
-        find_fused,
-        roi_source,
-        score_methods,
-        table_markdown,
-        write_rows_csv,
-        write_table,
-    )
+    from .evaluation import compare_methods, find_fused, roi_source, table_markdown
     from .io import find_pairs
-    from .metrics import DEFAULT_CONVENTION, list_metrics
+    from .metrics import DEFAULT_CONVENTION
     from .metrics.conventions import check_convention
     from .metrics.registry import resolve_metric
 
@@ -214,23 +207,14 @@ def _cmd_eval(args) -> int:
         if not Path(folder).is_dir():
             raise FileNotFoundError(f"'{folder}': fused image folder not found")
         fused[name] = find_fused(folder, [p.name for p in scan.pairs], args.template)
+    results = compare_methods(fused, scan.pairs, conventions, chosen, roi=roi, out_dir=args.output,
+                              progress=not args.quiet)
     problems: dict[tuple[str, str], str] = {}
-    for conv in conventions:
-        metrics = list(chosen) if chosen is not None else list_metrics(conv)
-        if roi is not None and "ROI-SSIM" not in metrics:
-            metrics.append("ROI-SSIM")
-        methods = score_methods(fused, scan.pairs, metrics, conv, roi=roi, progress=not args.quiet)
-        title = f"{len(scan.pairs)} pairs, convention '{conv}'"
-        table = comparison_table(methods, metrics)
-        print(table_markdown(table, title))
-        if args.output:
-            # One convention: summary.* and per_image_NAME.csv; several: a _CONVENTION suffix on each.
-            suffix = f"_{conv}" if len(conventions) > 1 else ""
-            for ms in methods:
-                write_rows_csv(ms, Path(args.output) / f"per_image_{ms.name}{suffix}.csv", metrics)
-            paths = write_table(table, args.output, stem=f"summary{suffix}", title=title)
-            print("wrote " + ", ".join(str(p) for p in paths))
-        for ms in methods:
+    for result in results:
+        print(table_markdown(result.table, result.title))
+        if result.written:
+            print("wrote " + ", ".join(str(p) for p in result.written))
+        for ms in result.methods:
             for n, msg in ms.problems:
                 problems.setdefault((ms.name, n), msg)  # the same image fails under every convention
     if problems:

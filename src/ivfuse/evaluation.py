@@ -27,6 +27,8 @@ __all__ = [
     "find_fused",
     "score_method",
     "score_methods",
+    "compare_methods",
+    "Comparison",
     "comparison_table",
     "write_table",
     "write_rows_csv",
@@ -113,7 +115,9 @@ def roi_source(spec: str | os.PathLike) -> RoiSource:
         return pseudo
     path = Path(spec)
     if not path.exists():
-        raise FileNotFoundError(f"'{path}': ROI path not found (give a box folder, a COCO .json, a mask folder or 'pseudo')")
+        raise FileNotFoundError(
+            f"'{path}': ROI path not found (give a box folder, a COCO .json, a mask folder or 'pseudo')"
+        )
     is_masks = path.is_dir() and not any(
         q.suffix.lower() in (".txt", ".xml", ".json") for q in path.rglob("*") if q.is_file()
     ) and any(q.suffix.lower() in IMAGE_EXTENSIONS for q in path.iterdir())
@@ -124,7 +128,9 @@ def roi_source(spec: str | os.PathLike) -> RoiSource:
                 return np.zeros((0, 4))
             mask = data.read_mask(found)
             if mask.shape != ir.shape[:2]:
-                raise ValueError(f"mask '{found}' is {mask.shape[1]}x{mask.shape[0]}, the pair is {ir.shape[1]}x{ir.shape[0]}")
+                raise ValueError(
+                    f"mask '{found}' is {mask.shape[1]}x{mask.shape[0]}, the pair is {ir.shape[1]}x{ir.shape[0]}"
+                )
             return mask
 
         return from_mask
@@ -222,8 +228,8 @@ def score_methods(
                 f = read_array(path)
                 if f.shape[:2] != v.shape[:2]:
                     results[name].problems.append(
-                        (pp.name, f"size mismatch: fused {f.shape[1]}x{f.shape[0]}, infrared {i.shape[1]}x{i.shape[0]}, "
-                                  f"visible {v.shape[1]}x{v.shape[0]}")
+                        (pp.name, f"size mismatch: fused {f.shape[1]}x{f.shape[0]}, "
+                                  f"infrared {i.shape[1]}x{i.shape[0]}, visible {v.shape[1]}x{v.shape[0]}")
                     )
                     continue
                 values = evaluator(f)
@@ -233,6 +239,71 @@ def score_methods(
             results[name].rows.append({"image": pp.name, **values})
         del evaluator  # its source features (tens of image-sized arrays) go with the pair
     return [results[name] for name in names]
+
+
+@dataclass
+class Comparison:
+    """The methods compared under one convention (:func:`compare_methods`).
+
+    Attributes:
+        convention: the convention.
+        title: a heading for the table.
+        methods: per-method scores.
+        table: :func:`comparison_table` of them.
+        written: files written (empty without an output folder).
+    """
+
+    convention: str
+    title: str
+    methods: list[MethodScores]
+    table: dict
+    written: list[Path] = field(default_factory=list)
+
+
+def compare_methods(
+    fused: Mapping[str, Mapping[str, Path | None]],
+    pairs: Sequence[PairPaths],
+    conventions: Sequence[str],
+    metrics: Sequence[str] | None = None,
+    roi: RoiSource | None = None,
+    out_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> list[Comparison]:
+    """Score several methods under one or more conventions and (optionally) write the tables.
+
+    Args:
+        fused: method name -> (pair name -> fused image path), as for :func:`score_methods`.
+        pairs: source pairs.
+        conventions: one or more of "vifb", "cddfuse", "tang".
+        metrics: metric names for every convention; None: each convention's own table.
+            ROI-SSIM is added when ``roi`` is given.
+        roi: optional ROI source for ROI-SSIM (:func:`roi_source`).
+        out_dir: folder for ``per_image_NAME.csv`` and ``summary.{md,csv,json,tex}``; with several
+            conventions each name gets a ``_CONVENTION`` suffix.
+        progress: show a progress bar.
+
+    Returns:
+        One :class:`Comparison` per convention, in the given order.
+    """
+    from .metrics import list_metrics
+    from .metrics.conventions import check_convention
+
+    conventions = [check_convention(c) for c in conventions]  # a typo fails here, not on every image
+    results = []
+    for conv in conventions:
+        names = list(metrics) if metrics is not None else list_metrics(conv)
+        if roi is not None and "ROI-SSIM" not in names:
+            names.append("ROI-SSIM")
+        methods = score_methods(fused, pairs, names, conv, roi=roi, progress=progress)
+        result = Comparison(conv, f"{len(pairs)} pairs, convention '{conv}'", methods,
+                            comparison_table(methods, names))
+        if out_dir is not None:
+            suffix = f"_{conv}" if len(conventions) > 1 else ""
+            for ms in methods:
+                result.written.append(write_rows_csv(ms, Path(out_dir) / f"per_image_{ms.name}{suffix}.csv", names))
+            result.written += write_table(result.table, out_dir, stem=f"summary{suffix}", title=result.title)
+        results.append(result)
+    return results
 
 
 def comparison_table(methods: Sequence[MethodScores], metrics: Sequence[str]) -> dict:
