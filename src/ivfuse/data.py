@@ -68,6 +68,7 @@ __all__ = [
     "read_boxes",
     "read_coco",
     "read_mask",
+    "read_pair_mask",
     "read_voc",
     "read_yolo",
     "rot90_boxes",
@@ -469,6 +470,34 @@ def read_boxes(labels: LabelSources, name: str, width: int, height: int) -> tupl
     return (read_yolo(f, width, height) if fmt == "yolo" else read_voc(f)), True
 
 
+def read_pair_mask(labels: LabelSources, name: str, width: int, height: int) -> np.ndarray | None:
+    """The mask of the pair ``name`` from a dataset's mask folder, or None when it has none.
+
+    Args:
+        labels: from :func:`find_label_sources`.
+        name: the pair's name (file stem, or relative path without extension).
+        width, height: the pair's size; the mask must match it.
+
+    Returns:
+        (H, W) bool mask, or None (no mask folder, or no mask for this pair).
+
+    Raises:
+        DatasetError: the mask has another size than the pair.
+        ImageReadError: the mask file cannot be read.
+    """
+    if labels.mask_dir is None:
+        return None
+    path = _find_by_name(labels.mask_dir, name, IMAGE_EXTENSIONS)
+    if path is None:
+        return None
+    mask = read_mask(path)
+    if mask.shape != (height, width):
+        raise DatasetError(
+            f"mask '{path}' is {mask.shape[1]}x{mask.shape[0]} but the pair '{name}' is {width}x{height}"
+        )
+    return mask
+
+
 def _find_by_name(folder: Path, name: str, exts: Sequence[str]) -> Path | None:
     for stem in dict.fromkeys((name, Path(name).name)):
         for ext in exts:
@@ -610,15 +639,9 @@ class PairedDataset(Dataset):
         if pcfg.mode != "always" and self.labels.box_format:
             boxes, has_boxes = self._read_boxes(pp.name, w, h)
         mask, has_mask = None, False
-        if pcfg.mode != "always" and self.labels.mask_dir is not None:
-            mp = _find_by_name(self.labels.mask_dir, pp.name, IMAGE_EXTENSIONS)
-            if mp is not None:
-                mask = read_mask(mp)
-                if mask.shape != (h, w):
-                    raise DatasetError(
-                        f"mask '{mp}' is {mask.shape[1]}x{mask.shape[0]} but the pair '{pp.name}' is {w}x{h}"
-                    )
-                has_mask = True
+        if pcfg.mode != "always":
+            mask = read_pair_mask(self.labels, pp.name, w, h)
+            has_mask = mask is not None
         need_pseudo = pcfg.mode == "always" or (pcfg.mode == "auto" and (not has_boxes or not has_mask))
         if need_pseudo:
             p_mask, p_boxes = pseudo_labels(ir.numpy(), pcfg)

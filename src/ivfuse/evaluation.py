@@ -104,13 +104,11 @@ def roi_source(spec: str | os.PathLike) -> RoiSource:
     from . import data
 
     if str(spec) == "pseudo":
-        from .metrics._inputs import to_float255
+        from .io import _as_gray, to_float
 
         def pseudo(pp: PairPaths, ir: np.ndarray) -> np.ndarray:
-            gray = to_float255(ir, "ir")
-            if gray.ndim == 3:
-                gray = gray.mean(axis=2)
-            return data.pseudo_labels(gray / 255.0)[1]
+            # The infrared as the training engine sees it (float [0, 1], BT.601 gray): the same pseudo-ROIs.
+            return data.pseudo_labels(_as_gray(to_float(ir)))[1]
 
         return pseudo
     path = Path(spec)
@@ -121,28 +119,19 @@ def roi_source(spec: str | os.PathLike) -> RoiSource:
     is_masks = path.is_dir() and not any(
         q.suffix.lower() in (".txt", ".xml", ".json") for q in path.rglob("*") if q.is_file()
     ) and any(q.suffix.lower() in IMAGE_EXTENSIONS for q in path.iterdir())
-    if is_masks:
-        def from_mask(pp: PairPaths, ir: np.ndarray) -> np.ndarray:
-            found = data._find_by_name(path, pp.name, IMAGE_EXTENSIONS)
-            if found is None:
-                return np.zeros((0, 4))
-            mask = data.read_mask(found)
-            if mask.shape != ir.shape[:2]:
-                raise ValueError(
-                    f"mask '{found}' is {mask.shape[1]}x{mask.shape[0]}, the pair is {ir.shape[1]}x{ir.shape[0]}"
-                )
-            return mask
-
-        return from_mask
     try:
-        labels = data.find_label_sources(None, boxes=str(path), masks="")
+        labels = data.find_label_sources(None, boxes="" if is_masks else str(path), masks=str(path) if is_masks else "")
     except data.DatasetError as exc:
         raise ValueError(f"{exc}; or give a folder of mask images, or 'pseudo'") from exc
 
-    def from_boxes(pp: PairPaths, ir: np.ndarray) -> np.ndarray:
-        return data.read_boxes(labels, pp.name, ir.shape[1], ir.shape[0])[0]
+    def from_labels(pp: PairPaths, ir: np.ndarray) -> np.ndarray:
+        h, w = ir.shape[:2]
+        if is_masks:
+            mask = data.read_pair_mask(labels, pp.name, w, h)
+            return mask if mask is not None else np.zeros((0, 4))  # no mask: no ROI
+        return data.read_boxes(labels, pp.name, w, h)[0]
 
-    return from_boxes
+    return from_labels
 
 
 def score_method(
