@@ -181,12 +181,10 @@ def _cmd_eval(args) -> int:
     from .evaluation import compare_methods, find_fused, roi_source, table_markdown
     from .io import find_pairs
     from .metrics import DEFAULT_CONVENTION
-    from .metrics.conventions import check_convention
     from .metrics.registry import resolve_metric
 
     keep_freed_memory()  # scoring image after image: reuse freed memory instead of faulting it in again
     conventions = [c.strip() for c in (args.convention or DEFAULT_CONVENTION).split(",") if c.strip()]
-    conventions = [check_convention(c) for c in dict.fromkeys(conventions)]
     chosen = [resolve_metric(m.strip()) for m in args.metrics.split(",")] if args.metrics else None
     roi = None
     if args.roi is not None:

@@ -277,7 +277,8 @@ def compare_methods(
     from .metrics import list_metrics
     from .metrics.conventions import check_convention
 
-    conventions = [check_convention(c) for c in conventions]  # a typo fails here, not on every image
+    # A typo fails here, not on every image; a convention given twice is scored once.
+    conventions = list(dict.fromkeys(check_convention(c) for c in conventions))
     results = []
     for conv in conventions:
         names = list(metrics) if metrics is not None else list_metrics(conv)
