@@ -25,11 +25,14 @@ if TYPE_CHECKING:
 __all__ = [
     "MethodScores",
     "find_fused",
+    "roi_source",
     "score_method",
     "score_methods",
     "compare_methods",
     "Comparison",
     "comparison_table",
+    "table_latex",
+    "table_markdown",
     "write_table",
     "write_rows_csv",
 ]
