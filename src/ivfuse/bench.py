@@ -13,19 +13,25 @@ in the chosen convention. Outputs, per dataset ``<ds>``:
 
 and once: ``speed.{md,csv,json}`` (parameters, GFLOPs at 640x480, median CPU latency per pair
 after warm-up, peak memory), ``index.html`` tying them together, and ``report.md``.
+
+Options are checked before the first fusion. A bad pair (an empty or unreadable file, mis-sized
+images) or a failing model does not end the run: it is listed in the report's Problems section
+(``report.md``, ``index.html``, ``report.json``) and the quality tables compare the methods on the
+images all of them have.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import math
 import os
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -34,14 +40,16 @@ from .evaluation import (
     _atomic_text,
     comparison_table,
     find_fused,
+    json_safe,
     score_methods,
     table_markdown,
+    table_n,
     write_rows_csv,
     write_table,
 )
 from .io import IMAGE_EXTENSIONS, PairScan, find_pairs, read_array
 
-__all__ = ["Peer", "discover_peers", "speed_row", "run_bench", "comparison_grid"]
+__all__ = ["BenchProblem", "Peer", "check_bench", "comparison_grid", "discover_peers", "run_bench", "speed_row"]
 
 
 @dataclass(frozen=True)
@@ -98,7 +106,10 @@ from ivfuse.models.profile import count_gflops
 from ivfuse.infer import run_model
 name, h, w = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 entry = get_model_entry(name)
-model = create_model(name, pretrained=entry.trainable and entry.weights_status() == "available")
+if sys.argv[7]:
+    model = create_model(name, pretrained=False, checkpoint_path=sys.argv[7])
+else:
+    model = create_model(name, pretrained=entry.trainable and entry.weights_status() == "available")
 def rss(field):
     for line in open("/proc/self/status"):
         if line.startswith(field):
@@ -121,8 +132,11 @@ print(json.dumps({"params": count_parameters(model), "gflops": gflops, "latency_
 
 
 def speed_row(model: str, height: int = 480, width: int = 640, threads: int = 2, warmup: int = 2,
-              repeat: int = 5) -> dict:
+              repeat: int = 5, checkpoint: str | os.PathLike | None = None) -> dict:
     """Measure one model in a fresh process (so peak memory is its own).
+
+    ``checkpoint``: safetensors weights to load instead of the shipped ones (the timing does not
+    depend on the weights, but the model measured is the one that fused).
 
     Returns:
         {"model", "params", "gflops" (at 640x480), "latency_s" (median per pair), "peak_mb"
@@ -130,11 +144,13 @@ def speed_row(model: str, height: int = 480, width: int = 640, threads: int = 2,
         the first forward pass)}.
     """
     proc = subprocess.run(
-        [sys.executable, "-c", _WORKER, model, str(height), str(width), str(threads), str(warmup), str(repeat)],
+        [sys.executable, "-c", _WORKER, model, str(height), str(width), str(threads), str(warmup), str(repeat),
+         str(checkpoint or "")],
         capture_output=True, text=True, check=False,
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"speed measurement of '{model}' failed: {proc.stderr.strip().splitlines()[-1:]}")
+        last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        raise RuntimeError(f"speed measurement of '{model}' failed: {last}")
     return {"model": model, **json.loads(proc.stdout.strip().splitlines()[-1])}
 
 
@@ -150,8 +166,8 @@ def speed_markdown(rows: Sequence[dict], height: int, width: int, threads: int) 
             f"| {r['model']} | {r['params']:,} | {r['gflops']:.2f} | {r['latency_s']:.3f} | {r['peak_mb']:.0f} | "
             f"{r['peak_over_idle_mb']:.0f} |"
         )
-    lines += ["", "GFLOPs count convolutions and matrix products (multiply-add = 2). Latency: median over repeated "
-              "runs after warm-up, untiled. Memory: peak resident set of a fresh process."]
+    lines += ["", ("GFLOPs count convolutions and matrix products (multiply-add = 2). Latency: median over repeated "
+                   "runs after warm-up, untiled. Memory: peak resident set of a fresh process.")]
     return "\n".join(lines) + "\n"
 
 
@@ -171,12 +187,34 @@ def _thumb(arr: np.ndarray, height: int):
     return im.resize((w, height), Image.BILINEAR)
 
 
-def comparison_grid(rows: Sequence[Sequence[tuple[str, Path]]], out: Path, thumb_height: int = 150) -> Path:
-    """Write a grid image: one row per pair, one labelled column per image (ir, vis, methods...)."""
+def _placeholder(height: int):
+    from PIL import Image, ImageDraw
+
+    im = Image.new("RGB", (height, height), (200, 200, 200))
+    ImageDraw.Draw(im).text((4, height // 2 - 6), "unreadable", fill=(150, 0, 0))
+    return im
+
+
+def comparison_grid(rows: Sequence[Sequence[tuple[str, Path]]], out: Path, thumb_height: int = 150,
+                    errors: list[tuple[str, str, str]] | None = None) -> Path:
+    """Write a grid image: one row per pair, one labelled column per image (ir, vis, methods...).
+
+    An image that cannot be read gets a gray "unreadable" cell, and ``(label, path, message)`` is
+    appended to ``errors`` (when given); the rest of the grid is drawn.
+    """
     from PIL import Image, ImageDraw
 
     label_h = 16
-    cells = [[(label, _thumb(read_array(p), thumb_height)) for label, p in row] for row in rows]
+
+    def cell(label: str, p: Path):
+        try:
+            return label, _thumb(read_array(p), thumb_height)
+        except Exception as exc:  # noqa: BLE001 -- one bad image must not cost the whole grid
+            if errors is not None:
+                errors.append((label, str(p), str(exc) or type(exc).__name__))
+            return label, _placeholder(thumb_height)
+
+    cells = [[cell(label, p) for label, p in row] for row in rows]
     ncol = max(len(r) for r in cells)
     col_w = [max((r[c][1].width for r in cells if c < len(r)), default=0) for c in range(ncol)]
     grid = Image.new("RGB", (sum(col_w) + 2 * (ncol + 1), len(cells) * (thumb_height + label_h + 2) + 2), "white")
@@ -232,24 +270,189 @@ def bar_charts(table: dict, out: Path, title: str) -> Path | None:
 
 
 def _html_table(table: dict) -> str:
-    head = "".join(f"<th>{html.escape(m)} {'&uarr;' if table['higher_is_better'][m] else '&darr;'}</th>"
-                   for m in table["metrics"])
+    from .evaluation import method_n
+
+    _, fewer = table_n(table)
+    head = "".join(f"<th>{html.escape(m)} {'&uarr;' if table['higher_is_better'][m] else '&darr;'}"
+                   + (f" (n={fewer[m]})" if m in fewer else "") + "</th>" for m in table["metrics"])
     rows = []
     for n in table["methods"]:
         tds = []
         for m in table["metrics"]:
             v = table["mean"][n][m]
             r = table["rank"][n][m]
-            s = "n/a" if v != v else f"{v:.4g}"
+            s = "n/a" if math.isnan(v) else f"{v:.4g}"
             cls = ' class="best"' if r == 1 else ' class="second"' if r == 2 else ""
             tds.append(f"<td{cls}>{s}</td>")
-        rows.append(f"<tr><th>{html.escape(n)}</th><td>{table['count'][n]}</td>{''.join(tds)}</tr>")
-    return f"<table><tr><th>method</th><th>n</th>{head}</tr>{''.join(rows)}</table>"
+        rows.append(f"<tr><th>{html.escape(n)}</th><td>{method_n(table, n)}</td>{''.join(tds)}</tr>")
+    notes = "".join(f"<p class='note'>Note: {html.escape(t)}</p>" for t in table.get("notes", []))
+    return f"<table><tr><th>method</th><th>n</th>{head}</tr>{''.join(rows)}</table>{notes}"
 
 
 # ----------------------------------------------------------------------------------------------
 # The run
 # ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchProblem:
+    """Something the benchmark went on past.
+
+    Attributes:
+        dataset: dataset label ("" for the speed table).
+        stage: "fuse", "score", "grid" or "speed".
+        pair: pair name ("" when not about one pair).
+        method: model or peer name ("" when about the pair itself).
+        reason: what went wrong.
+        metric: the metric not scored, for a "score" problem of one value.
+    """
+
+    dataset: str
+    stage: str
+    pair: str
+    method: str
+    reason: str
+    metric: str = ""
+
+
+def _problems_grouped(problems: Sequence[BenchProblem]) -> list[tuple[str, str, str, str, str]]:
+    """(dataset, pair, stage, methods, reason) with the methods sharing one reason joined."""
+    groups: dict[tuple[str, str, str, str], list[str]] = {}
+    for p in problems:
+        what = p.method + (f" {p.metric}" if p.metric else "")
+        groups.setdefault((p.dataset, p.pair, p.stage, p.reason), []).append(what)
+    return [(ds, pair, stage, ", ".join(dict.fromkeys(m for m in ms if m)), reason)
+            for (ds, pair, stage, reason), ms in groups.items()]
+
+
+def _problems_lead(problems: Sequence[BenchProblem]) -> str:
+    pairs = sorted({f"{p.dataset}/{p.pair}" for p in problems if p.pair})
+    if not pairs:
+        return "The run went on past these problems."
+    shown = ", ".join(pairs[:10]) + (f" and {len(pairs) - 10} more" if len(pairs) > 10 else "")
+    return (f"Bad pairs ({len(pairs)}): {shown}. The run went on past them; each quality table compares the methods "
+            "on the images all of them have.")
+
+
+def problems_markdown(problems: Sequence[BenchProblem]) -> str:
+    """The report's list of bad pairs (and anything else the run went on past)."""
+    rows = _problems_grouped(problems)
+    lines = ["## Problems", "", _problems_lead(problems), "",
+             "| dataset | pair | stage | method | reason |", "|---|---|---|---|---|"]
+    for ds, pair, stage, methods, reason in rows:
+        cells = [ds, pair, stage, methods, reason.replace("|", "\\|").replace("\n", " ")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _problems_html(problems: Sequence[BenchProblem]) -> str:
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in _problems_grouped(problems)
+    )
+    return (f"<h2>Problems</h2><p class='bad'>{html.escape(_problems_lead(problems))}</p>"
+            "<table class='problems'><tr><th>dataset</th><th>pair</th><th>stage</th><th>method</th><th>reason</th></tr>"
+            f"{rows}</table>")
+
+
+@dataclass
+class _Plan:
+    """What :func:`run_bench` checked before its first fusion."""
+
+    convention: str
+    metrics: list[str]
+    scans: list[tuple[str, Path, PairScan]]
+    nets: dict[str, object]
+    checkpoints: dict[str, Path]
+
+
+def check_bench(
+    datasets: Sequence[str | os.PathLike],
+    models: Sequence[str],
+    out_dir: str | os.PathLike,
+    peers: Sequence[Peer] = (),
+    peers_dirs: Sequence[str | os.PathLike] = (),
+    metrics: Sequence[str] | None = None,
+    convention: str | None = None,
+    checkpoints: Mapping[str, str | os.PathLike] | None = None,
+    threads: int = 2,
+    grid_pairs: int = 3,
+) -> _Plan:
+    """Check every option of :func:`run_bench` before any work; build the models once.
+
+    Raises:
+        ValueError, FileNotFoundError, PermissionError: one line naming the bad option.
+    """
+    from .evaluation import _check_metrics, check_output_dir
+    from .metrics import DEFAULT_CONVENTION, list_metrics
+    from .metrics.conventions import check_convention
+    from .metrics.registry import resolve_metric
+    from .models import create_model, get_model_entry
+
+    conv = check_convention(convention or DEFAULT_CONVENTION)
+    if metrics is not None and not list(metrics):
+        raise ValueError("--metrics: no metric named")
+    chosen = list(dict.fromkeys(resolve_metric(m) for m in metrics)) if metrics is not None else list_metrics(conv)
+    if "ROI-SSIM" in chosen:
+        raise ValueError("ROI-SSIM is not scored by bench (it has no regions); use `ivfuse eval --roi`")
+    metric_names = _check_metrics(chosen, conv, None)
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    if grid_pairs < 0:
+        raise ValueError(f"grid_pairs must be 0 or more, got {grid_pairs}")
+    if not models:
+        raise ValueError("no model to run: give --models a,b,c")
+    if len(set(models)) != len(models):
+        raise ValueError(f"a model is named twice in {', '.join(models)}")
+    entries = {m: get_model_entry(m) for m in models}  # a typo fails here
+    cks: dict[str, Path] = {}
+    for name, file in (checkpoints or {}).items():
+        p = Path(file)
+        if name not in entries:
+            raise ValueError(f"checkpoint '{p}' is for '{name}', which is not among the models ({', '.join(models)})")
+        if not p.is_file():
+            raise FileNotFoundError(f"checkpoint '{p}' for '{name}': file not found")
+        if p.suffix.lower() != ".safetensors":
+            raise ValueError(f"checkpoint '{p}' for '{name}': only .safetensors files are loaded")
+        cks[name] = p
+    scans = []
+    labels: dict[str, Path] = {}
+    for ds in datasets:
+        root = Path(ds)
+        if not root.is_dir():
+            raise FileNotFoundError(f"'{root}': dataset folder not found")
+        scan = find_pairs(root)
+        if not scan.pairs:
+            raise ValueError(f"'{root}': no infrared/visible pairs found in '{scan.ir_dir}' and '{scan.vis_dir}'")
+        label = dataset_label(root)
+        if label in labels:
+            raise ValueError(f"datasets '{labels[label]}' and '{root}' would both be reported as '{label}'")
+        labels[label] = root
+        scans.append((label, root, scan))
+    if not scans:
+        raise ValueError("no dataset: give --data DIR")
+    for peer in peers:
+        if not Path(peer.folder).is_dir():
+            raise FileNotFoundError(f"'{peer.folder}': folder of peer '{peer.name}' not found")
+        if peer.name in entries:
+            raise ValueError(f"peer '{peer.name}' has the name of a model; rename it")
+        find_fused(peer.folder, [], peer.template)  # a bad template fails here
+    for pd in peers_dirs:
+        if not Path(pd).is_dir():
+            raise FileNotFoundError(f"'{pd}': peers folder not found")
+    nets: dict[str, object] = {}
+    for name, entry in entries.items():
+        if name in cks:
+            try:
+                nets[name] = create_model(name, pretrained=False, checkpoint_path=cks[name])
+            except (ValueError, OSError, RuntimeError) as exc:
+                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ValueError(f"checkpoint '{cks[name]}' does not load into '{name}': {msg}") from None
+        elif entry.trainable and entry.weights_status() != "available":
+            raise ValueError(f"model '{name}' has no shipped weights; give --checkpoint {name}=FILE.safetensors")
+        else:
+            nets[name] = create_model(name, pretrained=entry.trainable)
+    check_output_dir(out_dir)
+    return _Plan(conv, list(metric_names), scans, nets, cks)
 
 
 def run_bench(
@@ -265,8 +468,15 @@ def run_bench(
     threads: int = 2,
     progress: bool = True,
     log=print,
+    checkpoints: Mapping[str, str | os.PathLike] | None = None,
 ) -> dict:
     """Run the whole benchmark and write the report. Returns a summary dict (also ``report.json``).
+
+    Every option is checked first (:func:`check_bench`). The run then goes on past a bad pair
+    (unreadable, empty, mis-sized) and past a failing model, in fusing, scoring, the grids and the
+    speed table: what it went on past is in ``summary["problems"]`` (:class:`BenchProblem` as dicts)
+    and in the report's Problems section, and the quality tables compare the methods on the images
+    all of them have.
 
     Args:
         datasets: dataset folders (each with infrared/visible subfolders).
@@ -278,28 +488,34 @@ def run_bench(
         metrics, convention: what to score (default: the convention's table).
         grid_pairs: pairs shown in each comparison grid.
         speed: also measure the speed table.
+        checkpoints: model name -> ``.safetensors`` weights to use instead of the shipped ones
+            (for a model the user trained).
     """
     from .api import fuse_folder
-    from .metrics import DEFAULT_CONVENTION, list_metrics
 
-    conv = convention or DEFAULT_CONVENTION
-    metric_names = list(metrics) if metrics else list_metrics(conv)
+    plan = check_bench(datasets, models, out_dir, peers, peers_dirs, metrics, convention, checkpoints, threads,
+                       grid_pairs)
+    conv, metric_names = plan.convention, plan.metrics
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    summary: dict = {"convention": conv, "metrics": metric_names, "datasets": {}, "speed": []}
+    problems: list[BenchProblem] = []
+    summary: dict = {"convention": conv, "metrics": metric_names, "datasets": {}, "speed": [],
+                     "checkpoints": {k: str(v) for k, v in plan.checkpoints.items()}, "problems": []}
     md_parts = [f"# ivfuse benchmark\n\nConvention: `{conv}`.\n"]
+    if plan.checkpoints:
+        md_parts.append("Weights: " + ", ".join(f"`{k}` from `{v}`" for k, v in plan.checkpoints.items()) + ".\n")
     html_parts = []
-    for ds in datasets:
-        root = Path(ds)
-        scan: PairScan = find_pairs(root)
-        label = dataset_label(root)
+    for label, root, scan in plan.scans:
         names = [p.name for p in scan.pairs]
         log(f"[{label}] {len(names)} pairs")
         methods: list[MethodScores] = []
         fused_dirs: dict[str, tuple[Path, str]] = {}
+        not_fused: dict[str, dict[str, str]] = {}
         for model in models:
             dest = out / "fused" / label / model
-            res = fuse_folder(root, dest, model, progress=progress)
+            res = fuse_folder(root, dest, plan.nets[model], progress=progress)
+            not_fused[model] = dict(res.failed)
+            for n, msg in res.failed:
+                problems.append(BenchProblem(label, "fuse", n, model, msg))
             if res.failed:
                 log(f"[{label}] {model}: {len(res.failed)} pairs failed: {res.failed[:3]}")
             fused_dirs[model] = (dest, "{name}")
@@ -313,24 +529,39 @@ def run_bench(
                 if all(v is not None for v in found.values()):
                     fused_dirs[peer.name] = (peer.folder, peer.template)
         fused_paths = {name: find_fused(folder, names, template) for name, (folder, template) in fused_dirs.items()}
+        for model, failed in not_fused.items():  # never score an older file left where a fusion failed
+            for n in failed:
+                fused_paths[model][n] = None
         for ms in score_methods(fused_paths, scan.pairs, metric_names, conv, progress=progress):
-            for n, msg in ms.problems:
-                log(f"[{label}] {ms.name}/{n}: {msg}")
+            failed = not_fused.get(ms.name, {})
+            ms.problems = [(n, f"not fused ({failed[n]})" if n in failed else msg) for n, msg in ms.problems]
+            for u in ms.unscored(metric_names):
+                if u.metric is None and u.image in failed:
+                    continue  # already listed as a fusion failure
+                problems.append(BenchProblem(label, "score", u.image, ms.name, u.reason, u.metric or ""))
+                log(f"[{label}] {u}")
             methods.append(ms)
             write_rows_csv(ms, out / "per_image" / label / f"{ms.name}.csv", metric_names)
-        table = comparison_table(methods, metric_names)
+        table = comparison_table(methods, metric_names, names)
         title = f"{label}: {len(names)} pairs, convention {conv}"
         write_table(table, out, stem=f"quality_{label}", title=title)
         md_parts.append(table_markdown(table, title))
         grid_rows = []
         for pp in scan.pairs[:grid_pairs]:
-            row = [("infrared", pp.ir), ("visible", pp.vis)]
-            for name, (folder, template) in fused_dirs.items():
-                f = find_fused(folder, [pp.name], template)[pp.name]
-                if f is not None and name in models:
-                    row.append((name, f))
+            row = [(pp.name, "infrared", pp.ir), (pp.name, "visible", pp.vis)]
+            for name in models:
+                f = fused_paths[name].get(pp.name)
+                if f is not None:
+                    row.append((pp.name, name, f))
             grid_rows.append(row)
-        grid = comparison_grid(grid_rows, out / f"grid_{label}.png") if grid_rows else None
+        grid = None
+        if grid_rows:
+            errors: list[tuple[str, str, str]] = []
+            grid = comparison_grid([[(label_, p) for _, label_, p in row] for row in grid_rows],
+                                   out / f"grid_{label}.png", errors=errors)
+            pair_of = {str(p): n for row in grid_rows for n, _, p in row}
+            for col, path, msg in errors:
+                problems.append(BenchProblem(label, "grid", pair_of.get(path, ""), col, msg))
         bars = bar_charts(table, out / f"bars_{label}.png", title)
         summary["datasets"][label] = {"path": str(root), "pairs": len(names), "table": table}
         html_parts.append(f"<h2>{html.escape(title)}</h2>{_html_table(table)}")
@@ -342,7 +573,11 @@ def run_bench(
         rows = []
         for model in models:
             log(f"[speed] {model}")
-            rows.append(speed_row(model, threads=threads))
+            try:
+                rows.append(speed_row(model, threads=threads, checkpoint=plan.checkpoints.get(model)))
+            except (RuntimeError, ValueError, OSError) as exc:  # one model's measurement must not end the report
+                problems.append(BenchProblem("", "speed", "", model, str(exc)))
+                log(f"[speed] {model}: {exc}")
         summary["speed"] = rows
         sp = speed_markdown(rows, 480, 640, threads)
         _atomic_text(out / "speed.md", sp)
@@ -352,16 +587,21 @@ def run_bench(
             f"{r['peak_over_idle_mb']:.1f}\n" for r in rows))
         md_parts.append(sp)
         html_parts.append("<h2>Speed</h2><pre>" + html.escape(sp) + "</pre>")
+    summary["problems"] = [asdict(p) for p in problems]
+    if problems:  # near the top, where a reader looks first
+        md_parts.insert(1, problems_markdown(problems))
+        html_parts.insert(0, _problems_html(problems))
     _atomic_text(out / "report.md", "\n".join(md_parts))
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>ivfuse benchmark</title><style>"
         "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
         "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f4f4f4}"
         ".best{color:#c0392b;font-weight:bold}.second{color:#2e86c1;font-weight:bold}img{max-width:100%}"
+        ".bad{color:#c0392b}.problems td{text-align:left}.note{font-size:12px}"
         f"</style></head><body><h1>ivfuse benchmark</h1><p>Convention: {html.escape(conv)}. "
         "<span class='best'>best</span>, <span class='second'>second best</span>.</p>"
         + "".join(html_parts) + "</body></html>\n"
     )
     _atomic_text(out / "index.html", page)
-    _atomic_text(out / "report.json", json.dumps(summary, indent=2, default=float).replace("NaN", "null") + "\n")
+    _atomic_text(out / "report.json", json.dumps(json_safe(summary), indent=2) + "\n")
     return summary

@@ -178,47 +178,51 @@ def _add_eval(sub) -> None:
 
 def _cmd_eval(args) -> int:
     from ._allocator import keep_freed_memory
-    from .evaluation import compare_methods, find_fused, roi_source, table_markdown
+    from .evaluation import check_output_dir, compare_methods, describe_unscored, find_fused, roi_source, table_markdown
     from .io import find_pairs
     from .metrics import DEFAULT_CONVENTION
+    from .metrics.conventions import check_convention
     from .metrics.registry import resolve_metric
 
     keep_freed_memory()  # scoring image after image: reuse freed memory instead of faulting it in again
-    conventions = [c.strip() for c in (args.convention or DEFAULT_CONVENTION).split(",") if c.strip()]
-    chosen = [resolve_metric(m.strip()) for m in args.metrics.split(",")] if args.metrics else None
-    roi = None
-    if args.roi is not None:
-        roi = roi_source(args.roi)
-    elif chosen is not None and "ROI-SSIM" in chosen:
+    # Every option is checked before the first image is read, so a long run cannot fail at its end.
+    conventions = [check_convention(c.strip()) for c in (args.convention or DEFAULT_CONVENTION).split(",") if c.strip()]
+    chosen = [resolve_metric(m.strip()) for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    if chosen is not None and "ROI-SSIM" in chosen and args.roi is None:
         _err("ROI-SSIM needs regions: add --roi with a box or mask folder, a COCO .json, or 'pseudo'")
         return 2
     if args.dataset is None and not (args.ir and args.vis):
         _err("give a dataset folder or both --ir DIR and --vis DIR")
         return 2
-    scan = find_pairs(args.dataset, ir_dir=args.ir, vis_dir=args.vis)
-    if not scan.pairs:
-        raise ValueError(f"no infrared/visible pairs found in '{scan.ir_dir}' and '{scan.vis_dir}'")
-    fused = {}
+    folders = {}
     for spec in args.fused:
         name, _, folder = spec.rpartition("=")
         name = name or Path(folder).name
         if not Path(folder).is_dir():
             raise FileNotFoundError(f"'{folder}': fused image folder not found")
-        fused[name] = find_fused(folder, [p.name for p in scan.pairs], args.template)
+        if name in folders:
+            raise ValueError(f"two --fused folders are named '{name}'; give them names: --fused NAME=DIR")
+        folders[name] = folder
+    roi = roi_source(args.roi) if args.roi is not None else None
+    if args.output is not None:
+        check_output_dir(args.output)
+    scan = find_pairs(args.dataset, ir_dir=args.ir, vis_dir=args.vis)
+    if not scan.pairs:
+        raise ValueError(f"no infrared/visible pairs found in '{scan.ir_dir}' and '{scan.vis_dir}'")
+    names = [p.name for p in scan.pairs]
+    fused = {name: find_fused(folder, names, args.template) for name, folder in folders.items()}
     results = compare_methods(fused, scan.pairs, conventions, chosen, roi=roi, out_dir=args.output,
                               progress=not args.quiet)
-    problems: dict[tuple[str, str], str] = {}
+    unscored = {}
     for result in results:
         print(table_markdown(result.table, result.title))
         if result.written:
             print("wrote " + ", ".join(str(p) for p in result.written))
-        for ms in result.methods:
-            for n, msg in ms.problems:
-                problems.setdefault((ms.name, n), msg)  # the same image fails under every convention
-    if problems:
-        print(f"{len(problems)} fused images could not be scored:", file=sys.stderr)
-        for (method, n), msg in problems.items():
-            print(f"  {method}/{n}: {msg}", file=sys.stderr)
+        for u in result.unscored:
+            unscored.setdefault((u.method, u.image, u.metric), u)  # the same image fails under every convention
+    if unscored:
+        print(describe_unscored(list(unscored.values())), file=sys.stderr)
+        return 1
     return 0
 
 

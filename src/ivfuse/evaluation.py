@@ -3,7 +3,13 @@
 A *method* is a name and a folder of fused images matched to the source pairs by file stem (or by
 a template such as ``"{name}_ADF"`` for VIFB-style folders holding every method's outputs). Each
 method gets per-image rows; :func:`comparison_table` turns their means into a table in which the
-best and second-best value of each metric are marked, written as Markdown, CSV and JSON.
+best and second-best value of each metric are marked, written as Markdown, CSV, JSON and LaTeX.
+
+Methods are compared on the images every one of them has: an image one method could not be scored
+on (its fused image missing, unreadable or mis-sized, or a metric undefined there, such as ROI-SSIM
+where a pair has no ROI) is left out of every method's mean of that metric, and the table says
+which images were left out and why. Everything that could not be scored is listed as
+:class:`Unscored` records (:attr:`Comparison.unscored`).
 """
 
 from __future__ import annotations
@@ -13,9 +19,10 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from .io import IMAGE_EXTENSIONS, PairPaths
 
@@ -23,19 +30,46 @@ if TYPE_CHECKING:
     import numpy as np
 
 __all__ = [
+    "Comparison",
     "MethodScores",
+    "Unscored",
+    "check_output_dir",
+    "compare_methods",
+    "comparison_table",
+    "describe_unscored",
     "find_fused",
+    "json_safe",
     "roi_source",
     "score_method",
     "score_methods",
-    "compare_methods",
-    "Comparison",
-    "comparison_table",
     "table_latex",
     "table_markdown",
-    "write_table",
+    "table_n",
     "write_rows_csv",
+    "write_table",
 ]
+
+
+@dataclass(frozen=True)
+class Unscored:
+    """Something that could not be scored.
+
+    Attributes:
+        method: method name.
+        image: pair name.
+        reason: why, e.g. "fused image missing" or "empty pseudo-ROI (...)".
+        metric: the metric whose value is missing (NaN), or None when no metric of the image could
+            be scored (fused image missing, unreadable or mis-sized; source pair unreadable).
+    """
+
+    method: str
+    image: str
+    reason: str
+    metric: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.method}/{self.image}" + (f" {self.metric}" if self.metric else "")
+        return f"{where}: {self.reason}"
 
 
 @dataclass
@@ -44,18 +78,66 @@ class MethodScores:
 
     Attributes:
         name: method name.
-        rows: one dict per scored pair: {"image": name, metric: value, ...}.
+        rows: one dict per scored pair: {"image": name, metric: value, ...}; a value may be NaN
+            (the metric is undefined there, see ``nan_reasons``).
         problems: (pair name, message) for pairs whose fused image is missing, unreadable or
-            of the wrong size.
+            of the wrong size, or whose sources are unreadable: no metric of them was scored.
+        nan_reasons: (pair name, metric) -> why that value is NaN, when known.
     """
 
     name: str
     rows: list[dict] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
+    nan_reasons: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def mean(self, metric: str) -> float:
-        vals = [r[metric] for r in self.rows if metric in r and not math.isnan(r[metric])]
+        """Mean of ``metric`` over every image this method has a value for (NaN if none)."""
+        vals = list(self.values(metric).values())
         return sum(vals) / len(vals) if vals else float("nan")
+
+    def values(self, metric: str) -> dict[str, float]:
+        """Image -> value of ``metric``, for the images where it could be scored (not NaN)."""
+        return {r["image"]: r[metric] for r in self.rows if metric in r and not math.isnan(r[metric])}
+
+    def unscored(self, metrics: Sequence[str]) -> list[Unscored]:
+        """Every image, and every (image, metric) value among ``metrics``, that could not be scored."""
+        out = [Unscored(self.name, image, msg) for image, msg in self.problems]
+        for r in self.rows:
+            for m in metrics:
+                v = r.get(m)
+                if v is None:
+                    out.append(Unscored(self.name, r["image"], "not computed", m))
+                elif math.isnan(v):
+                    out.append(Unscored(self.name, r["image"], self.nan_reasons.get(
+                        (r["image"], m), f"{m} is undefined (NaN) for this image"), m))
+        return out
+
+
+def describe_unscored(items: Sequence[Unscored]) -> str:
+    """A heading counting what could not be scored, then one indented line per item."""
+    images = sum(u.metric is None for u in items)
+    values = len(items) - images
+    parts = [f"{k} {what}{'s' if k != 1 else ''}" for k, what in ((images, "fused image"), (values, "metric value")) if k]
+    return " and ".join(parts) + " could not be scored:\n" + "\n".join(f"  {u}" for u in items)
+
+
+def check_output_dir(path: str | os.PathLike) -> Path:
+    """Make sure ``path`` is a folder files can be written to (created if needed), before any work.
+
+    Raises:
+        PermissionError: it is a file, lies under a file, or cannot be written to.
+    """
+    p = Path(path)
+    try:
+        if p.exists() and not p.is_dir():
+            raise NotADirectoryError(20, "it is a file")
+        p.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".ivfuse-write-check.", dir=p)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise PermissionError(f"'{p}': output folder is not writable ({exc.strerror or exc})") from None
+    return p
 
 
 def find_fused(folder: str | os.PathLike, names: Iterable[str], template: str = "{name}") -> dict[str, Path | None]:
@@ -66,6 +148,10 @@ def find_fused(folder: str | os.PathLike, names: Iterable[str], template: str = 
         names: pair names (relative stems, e.g. "01" or "test/010001").
         template: file stem pattern; ``{name}`` is the pair name, e.g. ``"{name}_ADF"``.
     """
+    try:
+        template.format(name="x")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(f"bad fused file template {template!r}: use {{name}} for the pair name ({exc})") from None
     root = Path(folder)
     out: dict[str, Path | None] = {}
     for name in names:
@@ -113,6 +199,7 @@ def roi_source(spec: str | os.PathLike) -> RoiSource:
             # The infrared as the training engine sees it (float [0, 1], BT.601 gray): the same pseudo-ROIs.
             return data.pseudo_labels(_as_gray(to_float(ir)))[1]
 
+        pseudo.empty_reason = "empty pseudo-ROI (no warm region stands out in the infrared)"  # type: ignore[attr-defined]
         return pseudo
     path = Path(spec)
     if not path.exists():
@@ -134,7 +221,38 @@ def roi_source(spec: str | os.PathLike) -> RoiSource:
             return mask if mask is not None else np.zeros((0, 4))  # no mask: no ROI
         return data.read_boxes(labels, pp.name, w, h)[0]
 
+    from_labels.empty_reason = (  # type: ignore[attr-defined]
+        "no mask for this pair, or an empty one" if is_masks else "no boxes for this pair")
     return from_labels
+
+
+def _roi_is_empty(r) -> bool:
+    import numpy as np
+
+    a = np.asarray(r)
+    return a.size == 0 or (a.ndim == 2 and a.shape[1:] != (4,) and not a.any())
+
+
+def _nan_reason(metric: str, roi: RoiSource | None, roi_value) -> str:
+    if metric == "ROI-SSIM" and roi is not None:
+        if _roi_is_empty(roi_value):
+            return getattr(roi, "empty_reason", "no ROI for this pair")
+        return "the ROI lies outside the region SSIM is averaged over (the border band)"
+    return f"{metric} is undefined (NaN) for this image"
+
+
+def _check_metrics(metrics: Sequence[str] | None, convention: str, roi: RoiSource | None) -> list[str] | None:
+    """Canonical metric names and convention, or ``ValueError`` before any image is read."""
+    from .metrics.conventions import check_convention
+    from .metrics.registry import resolve_metric
+
+    check_convention(convention)
+    if metrics is None:
+        return None
+    names = list(dict.fromkeys(resolve_metric(m) for m in metrics))
+    if "ROI-SSIM" in names and roi is None:
+        raise ValueError("ROI-SSIM needs regions: give a ROI source (boxes, masks or 'pseudo')")
+    return names
 
 
 def score_method(
@@ -176,7 +294,10 @@ def score_methods(
     (:class:`ivfuse.metrics.FusionEvaluator`), then every method's fused image of that pair is
     scored against them: the values are those of :func:`ivfuse.metrics.evaluate`, and each
     further method costs about 40 % less than the first. A missing, unreadable or mis-sized fused
-    image is recorded in its method's ``problems``; an unreadable source pair in every method's.
+    image is recorded in its method's ``problems``; an unreadable source pair in every method's. A
+    metric that is undefined on an image (NaN, e.g. ROI-SSIM of a pair without ROI) keeps its row
+    and gets its reason in ``nan_reasons``. Unknown metric or convention names raise ``ValueError``
+    before any image is read.
 
     Args:
         fused: method name -> (pair name -> fused image path, None when missing), in table order.
@@ -191,6 +312,7 @@ def score_methods(
     from .metrics import DEFAULT_CONVENTION, FusionEvaluator
 
     conv = convention or DEFAULT_CONVENTION
+    metrics = _check_metrics(metrics, conv, roi)
     names = list(fused)
     results = {name: MethodScores(name) for name in names}
     desc = f"scoring {names[0]}" if len(names) == 1 else f"scoring {len(names)} methods"
@@ -210,8 +332,9 @@ def score_methods(
                 raise ValueError(
                     f"size mismatch: infrared {i.shape[1]}x{i.shape[0]}, visible {v.shape[1]}x{v.shape[0]}"
                 )
-            evaluator = FusionEvaluator(i, v, metrics=metrics, convention=conv, roi=roi(pp, i) if roi else None)
-        except Exception as exc:  # a bad source pair must not end a whole evaluation
+            region = roi(pp, i) if roi else None
+            evaluator = FusionEvaluator(i, v, metrics=metrics, convention=conv, roi=region)
+        except Exception as exc:  # noqa: BLE001 -- a bad source pair must not end a whole evaluation
             for name in todo:
                 results[name].problems.append((pp.name, str(exc)))
             continue
@@ -220,15 +343,18 @@ def score_methods(
                 f = read_array(path)
                 if f.shape[:2] != v.shape[:2]:
                     results[name].problems.append(
-                        (pp.name, f"size mismatch: fused {f.shape[1]}x{f.shape[0]}, "
-                                  f"infrared {i.shape[1]}x{i.shape[0]}, visible {v.shape[1]}x{v.shape[0]}")
+                        (pp.name, (f"size mismatch: fused {f.shape[1]}x{f.shape[0]}, "
+                                   f"infrared {i.shape[1]}x{i.shape[0]}, visible {v.shape[1]}x{v.shape[0]}"))
                     )
                     continue
                 values = evaluator(f)
-            except Exception as exc:  # one bad image must not end a whole evaluation
+            except Exception as exc:  # noqa: BLE001 -- one bad image must not end a whole evaluation
                 results[name].problems.append((pp.name, str(exc)))
                 continue
             results[name].rows.append({"image": pp.name, **values})
+            for m, val in values.items():
+                if isinstance(val, float) and math.isnan(val):
+                    results[name].nan_reasons[(pp.name, m)] = _nan_reason(m, roi, region)
         del evaluator  # its source features (tens of image-sized arrays) go with the pair
     return [results[name] for name in names]
 
@@ -251,6 +377,16 @@ class Comparison:
     table: dict
     written: list[Path] = field(default_factory=list)
 
+    @property
+    def unscored(self) -> list[Unscored]:
+        """Everything that could not be scored, method by method."""
+        return [u for ms in self.methods for u in ms.unscored(self.table["metrics"])]
+
+    @property
+    def complete(self) -> bool:
+        """True when every method was scored on every image for every metric."""
+        return not self.unscored
+
 
 def compare_methods(
     fused: Mapping[str, Mapping[str, Path | None]],
@@ -262,6 +398,8 @@ def compare_methods(
     progress: bool = True,
 ) -> list[Comparison]:
     """Score several methods under one or more conventions and (optionally) write the tables.
+
+    Conventions, metric names and the output folder are checked before any image is read.
 
     Args:
         fused: method name -> (pair name -> fused image path), as for :func:`score_methods`.
@@ -275,21 +413,30 @@ def compare_methods(
         progress: show a progress bar.
 
     Returns:
-        One :class:`Comparison` per convention, in the given order.
+        One :class:`Comparison` per convention, in the given order; see
+        :attr:`Comparison.unscored` for what could not be scored.
+
+    Raises:
+        ValueError: unknown convention or metric, ROI-SSIM without ``roi``.
+        PermissionError: ``out_dir`` cannot be written to.
     """
     from .metrics import list_metrics
     from .metrics.conventions import check_convention
 
     # A typo fails here, not on every image; a convention given twice is scored once.
     conventions = list(dict.fromkeys(check_convention(c) for c in conventions))
+    chosen = _check_metrics(metrics, conventions[0], roi) if conventions else None
+    if out_dir is not None:
+        check_output_dir(out_dir)
+    images = [p.name for p in pairs]
     results = []
     for conv in conventions:
-        names = list(metrics) if metrics is not None else list_metrics(conv)
+        names = list(chosen) if chosen is not None else list_metrics(conv)
         if roi is not None and "ROI-SSIM" not in names:
             names.append("ROI-SSIM")
         methods = score_methods(fused, pairs, names, conv, roi=roi, progress=progress)
         result = Comparison(conv, f"{len(pairs)} pairs, convention '{conv}'", methods,
-                            comparison_table(methods, names))
+                            comparison_table(methods, names, images))
         if out_dir is not None:
             suffix = f"_{conv}" if len(conventions) > 1 else ""
             for ms in methods:
@@ -299,38 +446,159 @@ def compare_methods(
     return results
 
 
-def comparison_table(methods: Sequence[MethodScores], metrics: Sequence[str]) -> dict:
-    """Mean of each metric per method, with the best and second best marked.
+_NOTE_IMAGES = 8  # images named in a table note; the rest are counted
+
+
+def _why_missing(methods: Sequence[MethodScores], metrics: Sequence[str]) -> dict[str, dict[tuple[str, str], str]]:
+    """method -> {(image, metric): reason} for every value it lacks among the images it knows of."""
+    out: dict[str, dict[tuple[str, str], str]] = {}
+    for ms in methods:
+        why: dict[tuple[str, str], str] = {}
+        for u in ms.unscored(metrics):
+            for m in [u.metric] if u.metric else metrics:
+                why.setdefault((u.image, m), u.reason)
+        out[ms.name] = why
+    return out
+
+
+def _left_out_reason(image: str, metric: str, lacking: Sequence[str], why, n_methods: int) -> str:
+    reasons = [(name, why[name].get((image, metric), "not scored")) for name in lacking]
+    if len(lacking) == n_methods > 1 and len({r for _, r in reasons}) == 1:
+        return f"every method: {reasons[0][1]}"
+    return "; ".join(f"{name}: {r}" for name, r in reasons)
+
+
+def _notes(metrics: Sequence[str], n: Mapping[str, int], left_out: Mapping[str, Mapping[str, str]],
+           empty: Mapping[str, list[str]]) -> list[str]:
+    """Note lines: which images each metric's comparison left out, and why; methods with nothing."""
+    notes = []
+    groups: dict[str, list[str]] = {}  # identical left-out lists share one note
+    for m in metrics:
+        if left_out[m]:
+            groups.setdefault(json.dumps([n[m], left_out[m]], sort_keys=True), []).append(m)
+    for ms in groups.values():
+        lo = left_out[ms[0]]
+        items = [f"{image} ({reason})" for image, reason in list(lo.items())[:_NOTE_IMAGES]]
+        more = f" and {len(lo) - _NOTE_IMAGES} more" if len(lo) > _NOTE_IMAGES else ""
+        which = "" if len(ms) == len(metrics) else ", ".join(ms) + ": "
+        k = n[ms[0]]
+        notes.append(f"{which}compared on the {k} image{'s' if k != 1 else ''} every method has; left out "
+                     f"{len(lo)}: " + ", ".join(items) + more + ".")
+    by_metrics: dict[tuple[str, ...], list[str]] = {}
+    for name, ms in empty.items():
+        if ms:
+            by_metrics.setdefault(tuple(ms), []).append(name)
+    for ms, names in by_metrics.items():
+        what = "any metric" if len(ms) == len(metrics) else ", ".join(ms)
+        notes.append(f"{', '.join(names)}: no image could be scored for {what} (n/a, not compared).")
+    return notes
+
+
+def comparison_table(methods: Sequence[MethodScores], metrics: Sequence[str],
+                     images: Sequence[str] | None = None) -> dict:
+    """Each metric's mean per method over the images every method has, best and second best marked.
+
+    For each metric the methods are compared on the images that every method with at least one
+    value of it has: an image one method lacks (not scored, or NaN) is left out of every method's
+    mean, and ``left_out`` and ``notes`` say which and why. A method with no value at all of a
+    metric shows n/a there and does not shrink the others' images.
+
+    Args:
+        methods: per-method scores.
+        metrics: metric names (columns).
+        images: every pair name, so that images no method could score are named too (default:
+            the images the methods know of).
 
     Returns:
         {"metrics": [...], "higher_is_better": {metric: bool}, "methods": [...],
-         "mean": {method: {metric: value}}, "count": {method: n},
-         "rank": {method: {metric: 1 | 2 | None}}}
+         "mean": {method: {metric: value}} (over the compared images),
+         "n": {metric: images compared}, "count": {method: {metric: images behind its mean}},
+         "rank": {method: {metric: 1 | 2 | None}},
+         "mean_all": {method: {metric: value}}, "count_all": {method: {metric: n}} (each method
+         over every image it has a value for), "left_out": {metric: {image: reason}},
+         "notes": [sentences for the table's foot]}
     """
     from .metrics import METRICS
 
+    known: list[str] = list(images) if images is not None else []
+    seen = set(known)
+    for ms in methods:
+        for image in [r["image"] for r in ms.rows] + [p[0] for p in ms.problems]:
+            if image not in seen:
+                seen.add(image)
+                known.append(image)
+    why = _why_missing(methods, metrics)
     better = {m: METRICS[m].higher_is_better for m in metrics}
-    mean = {ms.name: {m: ms.mean(m) for m in metrics} for ms in methods}
+    mean: dict[str, dict[str, float]] = {ms.name: {} for ms in methods}
+    count: dict[str, dict[str, int]] = {ms.name: {} for ms in methods}
+    mean_all: dict[str, dict[str, float]] = {ms.name: {} for ms in methods}
+    count_all: dict[str, dict[str, int]] = {ms.name: {} for ms in methods}
+    n: dict[str, int] = {}
+    left_out: dict[str, dict[str, str]] = {}
+    empty: dict[str, list[str]] = {ms.name: [] for ms in methods}
+    for m in metrics:
+        vals = {ms.name: ms.values(m) for ms in methods}
+        having = [name for name in vals if vals[name]]
+        common = [image for image in known if all(image in vals[name] for name in having)] if having else []
+        n[m] = len(common)
+        left_out[m] = {}
+        for image in known:
+            if image not in common:
+                lacking = [name for name in having if image not in vals[name]] or list(vals)
+                left_out[m][image] = _left_out_reason(image, m, lacking, why, len(methods))
+        for name, v in vals.items():
+            mean_all[name][m] = sum(v.values()) / len(v) if v else float("nan")
+            count_all[name][m] = len(v)
+            if v and common:
+                mean[name][m] = sum(v[image] for image in common) / len(common)
+                count[name][m] = len(common)
+            else:
+                mean[name][m] = float("nan")
+                count[name][m] = 0
+                if not v:
+                    empty[name].append(m)
     rank: dict[str, dict[str, int | None]] = {ms.name: {} for ms in methods}
     for m in metrics:
-        vals = sorted({round(mean[n][m], 12) for n in mean if not math.isnan(mean[n][m])}, reverse=better[m])
-        for n in mean:
-            v = mean[n][m]
+        vals = sorted({round(mean[name][m], 12) for name in mean if not math.isnan(mean[name][m])}, reverse=better[m])
+        for name in mean:
+            v = mean[name][m]
             r = None
             if not math.isnan(v) and vals:
                 if round(v, 12) == vals[0]:
                     r = 1
                 elif len(vals) > 1 and round(v, 12) == vals[1]:
                     r = 2
-            rank[n][m] = r
+            rank[name][m] = r
     return {
         "metrics": list(metrics),
         "higher_is_better": better,
         "methods": [ms.name for ms in methods],
         "mean": mean,
-        "count": {ms.name: len(ms.rows) for ms in methods},
+        "n": n,
+        "count": count,
         "rank": rank,
+        "mean_all": mean_all,
+        "count_all": count_all,
+        "left_out": left_out,
+        "notes": _notes(metrics, n, left_out, empty),
     }
+
+
+def table_n(table: dict) -> tuple[int, dict[str, int]]:
+    """The table's image count and the metrics compared on fewer images (metric -> n).
+
+    Every method's row carries the first number (0 for a method with nothing scored); a metric in
+    the second mapping was compared on fewer images (e.g. ROI-SSIM where some pairs have no ROI).
+    """
+    ns = table.get("n") or {}
+    top = max(ns.values(), default=0)
+    return top, {m: k for m, k in ns.items() if k != top}
+
+
+def method_n(table: dict, method: str) -> int:
+    """The images behind a method's row: its largest per-metric count (0 when nothing was scored)."""
+    c = table["count"][method]
+    return max(c.values(), default=0) if isinstance(c, dict) else int(c)
 
 
 def _fmt(v: float) -> str:
@@ -347,21 +615,30 @@ def _fmt(v: float) -> str:
 
 
 def table_markdown(table: dict, title: str | None = None) -> str:
-    """Markdown: best value **bold**, second best _italic_; arrows give each metric's direction."""
+    """Markdown: best value **bold**, second best _italic_; arrows give each metric's direction.
+
+    The ``n`` column counts the images compared; a metric compared on fewer says so in its
+    heading (``ROI-SSIM ↑ (n=14)``), and note lines name the images left out and why.
+    """
     ms = table["metrics"]
-    head = ["method", "n"] + [f"{m} {'↑' if table['higher_is_better'][m] else '↓'}" for m in ms]
+    _, fewer = table_n(table)
+    head = ["method", "n"] + [
+        f"{m} {'↑' if table['higher_is_better'][m] else '↓'}" + (f" (n={fewer[m]})" if m in fewer else "") for m in ms
+    ]
     lines = []
     if title:
         lines += [f"### {title}", ""]
     lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * len(ms)) + "|"]
     for n in table["methods"]:
-        cells = [n, str(table["count"][n])]
+        cells = [n, str(method_n(table, n))]
         for m in ms:
             s = _fmt(table["mean"][n][m])
             r = table["rank"][n][m]
             cells.append(f"**{s}**" if r == 1 else f"_{s}_" if r == 2 else s)
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Mean over the images scored; **best**, _second best_; ↑ higher is better, ↓ lower is better."]
+    lines += ["", ("Means over the images every method has (n); **best**, _second best_; ↑ higher is better, "
+                   "↓ lower is better.")]
+    lines += [f"Note: {note}" for note in table.get("notes", [])]
     return "\n".join(lines) + "\n"
 
 
@@ -379,9 +656,11 @@ def table_latex(table: dict, caption: str | None = None, label: str | None = Non
     """LaTeX (booktabs) for a paper: best value bold, second best underlined, arrows per metric.
 
     Needs ``\\usepackage{booktabs}`` in the document. Values are formatted as in the Markdown
-    table; a mean that could not be computed prints as ``--``.
+    table; a mean that could not be computed prints as ``--``. A metric compared on fewer images
+    says so in its heading, and the notes (images left out) follow the table in small type.
     """
     ms = table["metrics"]
+    _, fewer = table_n(table)
     arrows = [r"$\uparrow$" if table["higher_is_better"][m] else r"$\downarrow$" for m in ms]
     lines = [r"\begin{table}[t]", r"\centering"]
     if caption:
@@ -391,7 +670,8 @@ def table_latex(table: dict, caption: str | None = None, label: str | None = Non
     lines += [
         r"\begin{tabular}{l" + "r" * len(ms) + "}",
         r"\toprule",
-        " & ".join(["Method"] + [f"{_latex_escape(m)} {a}" for m, a in zip(ms, arrows)]) + r" \\",
+        " & ".join(["Method"] + [f"{_latex_escape(m)} {a}" + (f" ($n={fewer[m]}$)" if m in fewer else "")
+                                 for m, a in zip(ms, arrows)]) + r" \\",
         r"\midrule",
     ]
     for n in table["methods"]:
@@ -402,7 +682,11 @@ def table_latex(table: dict, caption: str | None = None, label: str | None = Non
             r = table["rank"][n][m]
             cells.append(r"\textbf{" + txt + "}" if r == 1 else r"\underline{" + txt + "}" if r == 2 else txt)
         lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    notes = table.get("notes", [])
+    if notes:
+        lines.append(r"\par\smallskip{\footnotesize " + " ".join(_latex_escape(t) for t in notes) + "}")
+    lines.append(r"\end{table}")
     return "\n".join(lines) + "\n"
 
 
@@ -421,8 +705,27 @@ def _atomic_text(path: Path, text: str) -> None:
         raise
 
 
+def json_safe(obj):
+    """``obj`` with NaN and infinite floats as None (JSON has no NaN), tuples as lists, paths as text."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item"):  # numpy scalars
+        return json_safe(obj.item())
+    return obj
+
+
 def write_table(table: dict, out_dir: str | os.PathLike, stem: str = "summary", title: str | None = None) -> list[Path]:
-    """Write ``<stem>.md``, ``<stem>.csv``, ``<stem>.json`` and ``<stem>.tex`` (atomically); return their paths."""
+    """Write ``<stem>.md``, ``<stem>.csv``, ``<stem>.json`` and ``<stem>.tex`` (atomically); return their paths.
+
+    The CSV has ``method, n, <metrics>`` and, for a metric compared on fewer images, an ``n <metric>``
+    column; the JSON is the whole table (NaN as null), notes and left-out images included.
+    """
     import io
 
     out = Path(out_dir)
@@ -430,14 +733,15 @@ def write_table(table: dict, out_dir: str | os.PathLike, stem: str = "summary", 
     _atomic_text(md, table_markdown(table, title))
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["method", "n"] + table["metrics"])
+    _, fewer = table_n(table)
+    w.writerow(["method", "n"] + table["metrics"] + [f"n {m}" for m in fewer])
     for n in table["methods"]:
-        w.writerow([n, table["count"][n]] + [f"{table['mean'][n][m]:.6g}" for m in table["metrics"]])
+        w.writerow([n, method_n(table, n)] + [f"{table['mean'][n][m]:.6g}" for m in table["metrics"]]
+                   + [table["count"][n][m] for m in fewer])
     cs = out / f"{stem}.csv"
     _atomic_text(cs, buf.getvalue())
     js = out / f"{stem}.json"
-    clean = json.loads(json.dumps(table, default=float).replace("NaN", "null"))
-    _atomic_text(js, json.dumps(clean, indent=2) + "\n")
+    _atomic_text(js, json.dumps(json_safe(table), indent=2) + "\n")
     tex = out / f"{stem}.tex"
     _atomic_text(tex, table_latex(table, caption=title))
     return [md, cs, js, tex]
