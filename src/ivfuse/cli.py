@@ -157,7 +157,8 @@ def _add_eval(sub) -> None:
         help="score fused images with the field's metrics; compare several methods",
         description="Score fused images against their sources. Give a dataset folder (or --ir/--vis folders) and one "
         "or more --fused DIR or --fused NAME=DIR; writes per-image CSVs and a comparison table "
-        "(Markdown, CSV, JSON, LaTeX).",
+        "(Markdown, CSV, JSON, LaTeX). Methods are compared on the images all of them have; exits 1 when a fused "
+        "image or a metric value could not be scored (listed on stderr, left-out images noted in the table).",
     )
     p.add_argument("dataset", nargs="?", help="dataset folder with infrared/visible subfolders")
     p.add_argument("--ir", help="folder of infrared (or MRI) images")
