@@ -188,6 +188,8 @@ def _cmd_eval(args) -> int:
     keep_freed_memory()  # scoring image after image: reuse freed memory instead of faulting it in again
     # Every option is checked before the first image is read, so a long run cannot fail at its end.
     conventions = [check_convention(c.strip()) for c in (args.convention or DEFAULT_CONVENTION).split(",") if c.strip()]
+    if not conventions:
+        raise ValueError("--convention: no convention named (vifb, cddfuse or tang)")
     chosen = [resolve_metric(m.strip()) for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     if chosen is not None and "ROI-SSIM" in chosen and args.roi is None:
         _err("ROI-SSIM needs regions: add --roi with a box or mask folder, a COCO .json, or 'pseudo'")
