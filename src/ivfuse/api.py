@@ -12,10 +12,21 @@ import torch
 from torch import nn
 
 from .infer import run_model, select_device
-from .io import PairPaths, find_pairs, load_pair, restore_color, write_image
+from .io import (
+    IMAGE_EXTENSIONS,
+    PairPaths,
+    check_output_format,
+    check_writable_folder,
+    find_pairs,
+    is_within,
+    load_pair,
+    restore_color,
+    same_file,
+    write_image,
+)
 from .models import create_model, get_model_entry
 
-__all__ = ["DEFAULT_MODEL", "fuse", "fuse_folder", "FolderResult", "resolve_model"]
+__all__ = ["DEFAULT_MODEL", "FolderResult", "check_fuse_output", "fuse", "fuse_folder", "resolve_model"]
 
 #: The model ``fuse``, ``ivfuse fuse`` and ``ivfuse demo`` use when none is named: the best of the
 #: trained networks in the benchmark tables (docs/benchmark/; README says why).
@@ -32,6 +43,36 @@ def resolve_model(model: ModelLike = DEFAULT_MODEL, checkpoint_path: str | os.Pa
     if checkpoint_path is not None:
         return create_model(model, checkpoint_path=checkpoint_path)
     return create_model(model, pretrained=entry.trainable)
+
+
+def check_fuse_output(output: str | os.PathLike, sources=(), *, bit_depth: int = 8, map_names=(),
+                      overwrite: bool = False) -> Path:
+    """Refuse, before any work, an output that cannot be written or would replace a source.
+
+    Args:
+        output: the fused image's path.
+        sources: the input image paths (non-path inputs are ignored).
+        map_names: names of maps written beside the output (``<stem>_<name>.png``), checked too.
+        overwrite: allow replacing an existing output (never a source).
+
+    Raises:
+        ValueError: bad extension or bit depth, or the output is one of the sources.
+        FileExistsError: the output exists and ``overwrite`` is false.
+        PermissionError / NotADirectoryError: its folder cannot be written.
+    """
+    out = check_output_format(output, bit_depth)
+    targets = [out, *_maps_paths(out, map_names).values()]
+    for t in targets:
+        for src in sources:
+            if isinstance(src, (str, os.PathLike)) and same_file(t, src):
+                raise ValueError(f"'{t}': output would replace the input '{src}'; choose another output path")
+    check_writable_folder(out.parent)
+    if not overwrite:
+        for t in targets:
+            if t.exists():
+                raise FileExistsError(f"'{t}': output exists and was not replaced (overwrite it explicitly)")
+    return out
+
 
 
 def _maps_paths(output: Path, names) -> dict[str, Path]:
@@ -51,6 +92,7 @@ def fuse(
     checkpoint_path: str | os.PathLike | None = None,
     save_maps: bool = False,
     tile: int | str | None = "auto",
+    overwrite: bool = False,
 ) -> np.ndarray:
     """Fuse one infrared/visible pair.
 
@@ -70,16 +112,26 @@ def fuse(
         save_maps: also write the model's maps (attention, alpha, foreground) next to ``output``.
         tile: "auto" (tile only images too large for the available memory), None/0 (never), or a
             tile side in pixels; tiles overlap and are blended without seams.
+        overwrite: replace an existing ``output`` (an input is never replaced).
 
     Returns:
         The fused image, float32 in [0, 1], (H, W, 3) for a colour visible image, else (H, W).
+
+    Raises:
+        FileExistsError: ``output`` exists and ``overwrite`` is false (checked before any work).
+        ValueError: ``output`` is one of the inputs, or cannot be encoded (extension, bit depth).
     """
+    dev = select_device(device)
     net = resolve_model(model, checkpoint_path)
+    if output is not None:
+        check_fuse_output(output, (ir, vis), bit_depth=bit_depth, overwrite=overwrite)
     pair = load_pair(ir, vis, resize=resize)
-    fused, maps = run_model(net, pair.ir, pair.vis, device=device, dtype=dtype, return_maps=True, tile=tile)
+    fused, maps = run_model(net, pair.ir, pair.vis, device=dev, dtype=dtype, return_maps=True, tile=tile)
     result = restore_color(fused, pair.chroma)
     if output is not None:
         out = Path(output)
+        if save_maps:  # the map names are known only now: check them before writing anything
+            check_fuse_output(out, (ir, vis), bit_depth=bit_depth, map_names=maps, overwrite=overwrite)
         write_image(out, result, bit_depth=bit_depth)
         if save_maps:
             for k, p in _maps_paths(out, maps).items():
@@ -95,11 +147,13 @@ class FolderResult:
         written: output files, one per fused pair.
         failed: (pair name, error message) for each pair that could not be fused.
         unmatched: input files without a partner (not fused).
+        skipped: outputs that existed already and were left as they were.
     """
 
     written: list[Path] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     unmatched: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -124,6 +178,7 @@ def fuse_folder(
     progress: bool = True,
     tile: int | str | None = "auto",
     on_pair: Callable[[str, str | None], None] | None = None,
+    overwrite: bool = False,
 ) -> FolderResult:
     """Fuse every pair of a dataset folder, going on past pairs that fail.
 
@@ -134,30 +189,55 @@ def fuse_folder(
         batch_size: pairs of equal size fused in one call.
         progress: show a progress bar on stderr.
         on_pair: called with (name, error or None) after each pair.
+        overwrite: replace existing outputs; by default a pair whose output exists is skipped
+            (listed in ``skipped``), which makes an interrupted run resumable.
         Other arguments as in :func:`fuse`.
 
     Returns:
-        A :class:`FolderResult`. Raises only for problems with the folder itself (missing,
-        no modality subfolders, no pairs).
+        A :class:`FolderResult`. Raises, before any pair is fused, for problems with the folders
+        (missing, no modality subfolders, no pairs, output inside an input folder, output not
+        writable) and with the settings (extension, bit depth, device, batch size, model).
     """
-    scan = find_pairs(root, ir_dir=ir_dir, vis_dir=vis_dir)
-    if not scan.pairs:
-        raise ValueError(
-            f"no infrared/visible pairs found in '{scan.ir_dir}' and '{scan.vis_dir}' "
-            f"({len(scan.unmatched)} unmatched image files)"
-        )
     if not ext.startswith("."):
         ext = "." + ext
-    net = resolve_model(model, checkpoint_path)
+    if ext.lower() not in IMAGE_EXTENSIONS:
+        raise ValueError(f"output extension '{ext}' (--ext) is not supported; use one of {', '.join(IMAGE_EXTENSIONS)}")
+    if bit_depth not in (8, 16):
+        raise ValueError(f"bit depth must be 8 or 16 (--bit-depth), got {bit_depth}")
+    if bit_depth == 16 and ext.lower() not in (".png", ".tif", ".tiff"):
+        raise ValueError(f"16-bit output (--bit-depth 16) needs --ext .png or .tif, not '{ext}'")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch size must be a whole number of at least 1, got {batch_size}")
+    scan = find_pairs(root, ir_dir=ir_dir, vis_dir=vis_dir)
+    if not scan.pairs:
+        detail = f"{len(scan.unmatched)} image files without a partner"
+        if scan.ambiguous:
+            detail += (f", {len(scan.ambiguous)} name(s) with several files of different extensions "
+                       f"(e.g. '{scan.ambiguous[0]}': keep one file per name)")
+        raise ValueError(f"no infrared/visible pairs found in '{scan.ir_dir}' and '{scan.vis_dir}' ({detail})")
+    for src in (scan.ir_dir, scan.vis_dir):
+        if is_within(out_dir, src):
+            raise ValueError(f"'{out_dir}': output folder is inside the input folder '{src}'; choose another output")
+    check_writable_folder(out_dir)
     dev = select_device(device)
+    net = resolve_model(model, checkpoint_path)
     out_root = Path(out_dir)
     result = FolderResult(unmatched=list(scan.unmatched))
     for name in scan.ambiguous:
         result.failed.append((name, f"several files named '{name}' with different extensions; keep one"))
+    todo = []
+    for pp in scan.pairs:
+        out = out_root / f"{pp.name}{ext}"
+        if any(same_file(out, src) for src in (pp.ir, pp.vis)):
+            raise ValueError(f"'{out}': output would replace the input of pair '{pp.name}'; choose another output")
+        if out.exists() and not overwrite:
+            result.skipped.append(out)
+        else:
+            todo.append(pp)
 
     from tqdm import tqdm
 
-    bar = tqdm(total=len(scan.pairs), desc="fusing", unit="pair", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=len(todo), desc="fusing", unit="pair", disable=not progress, dynamic_ncols=True)
     batch: list[tuple[PairPaths, object]] = []
 
     def report(name: str, err: str | None) -> None:
@@ -193,7 +273,7 @@ def fuse_folder(
         batch.clear()
 
     try:
-        for pp in scan.pairs:
+        for pp in todo:
             try:
                 pair = load_pair(pp.ir, pp.vis, resize=resize, name=pp.name)
             except Exception as exc:

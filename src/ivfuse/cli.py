@@ -1,11 +1,14 @@
 """The ``ivfuse`` command line: thin wrappers that parse, call the API and print.
 
-Exit codes: 0 success; 1 some pairs failed or the input was unusable; 2 bad usage.
+Exit codes: 0 success; 1 some pairs failed, something could not be scored, or the input was
+unusable; 2 bad usage; 130 interrupted (Ctrl-C), 143 terminated (SIGTERM). Errors a user can cause
+are one line on stderr; ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -35,10 +38,15 @@ def _add_fuse(sub) -> None:
     p.add_argument("--ext", default=".png", help="output extension in folder mode (default .png)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
-    p.add_argument("--batch-size", type=int, default=1, help="pairs of equal size fused together")
+    p.add_argument("--batch-size", type=int, default=1, help="pairs of equal size fused together (at least 1)")
     p.add_argument("--save-maps", action="store_true", help="also write the model's attention/alpha/foreground maps")
     p.add_argument("--tile", default="auto",
                    help="tile side in pixels for large images, 0 for none, 'auto' (default) to decide from free memory")
+    existing = p.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace outputs that exist (never an input)")
+    existing.add_argument("--skip-existing", action="store_true",
+                          help="keep outputs that exist and fuse the rest, exit 0 (resume an interrupted run); "
+                               "without it existing outputs are also kept, with a message and exit code 1")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_fuse)
 
@@ -55,12 +63,29 @@ def _tile_arg(value: str):
     return n or None
 
 
+def _check_model(name: str, checkpoint: str | None) -> None:
+    """Fail before any work for an unknown model, or a network without weights and no --checkpoint."""
+    from .models import get_model_entry, list_models
+
+    entry = get_model_entry(name)
+    if checkpoint is None and entry.trainable and entry.weights_status() != "available":
+        have = [n for n in list_models(pretrained=True) if get_model_entry(n).trainable]
+        raise ValueError(
+            f"--model {name}: no weights ship for this model; train it (ivfuse train --model {name} ...) and pass "
+            f"--checkpoint FILE.safetensors, or pick one with weights: {', '.join(have) or 'none'}"
+        )
+
+
 def _cmd_fuse(args) -> int:
     from . import api
+    from .infer import select_device
 
     tile = _tile_arg(args.tile)
-
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     model = args.model or api.DEFAULT_MODEL
+    _check_model(model, args.checkpoint)
+    select_device(args.device)
     folder_mode = args.dataset is not None or (args.ir and Path(args.ir).is_dir()) or (args.vis and Path(args.vis).is_dir())
     if folder_mode:
         if args.dataset is None and not (args.ir and args.vis):
@@ -73,9 +98,21 @@ def _cmd_fuse(args) -> int:
             args.dataset, args.output, model,
             ir_dir=args.ir, vis_dir=args.vis, ext=args.ext, resize=args.resize, bit_depth=args.bit_depth,
             device=args.device, dtype=args.dtype, checkpoint_path=args.checkpoint, save_maps=args.save_maps,
-            batch_size=args.batch_size, progress=not args.quiet, tile=tile,
+            batch_size=args.batch_size, progress=not args.quiet, tile=tile, overwrite=args.overwrite,
         )
         print(f"fused {len(res.written)} pairs with '{model}' into {args.output}")
+        code = 0
+        if res.skipped:
+            if args.skip_existing:
+                print(f"{len(res.skipped)} pairs already fused there, kept (--skip-existing)")
+            else:
+                code = 1
+                print(f"{len(res.skipped)} outputs exist and were kept, not replaced (--overwrite replaces them, "
+                      "--skip-existing keeps them quietly):", file=sys.stderr)
+                for p in res.skipped[:10]:
+                    print(f"  {p}", file=sys.stderr)
+                if len(res.skipped) > 10:
+                    print(f"  ... and {len(res.skipped) - 10} more", file=sys.stderr)
         if res.unmatched:
             print(f"{len(res.unmatched)} files without a partner (not fused):")
             for p in res.unmatched:
@@ -84,14 +121,23 @@ def _cmd_fuse(args) -> int:
             print(f"{len(res.failed)} pairs failed:", file=sys.stderr)
             for name, msg in res.failed:
                 print(f"  {name}: {msg}", file=sys.stderr)
-            return 1
-        return 0
+            code = 1
+        return code
     if not (args.ir and args.vis):
         _err("give --ir and --vis images (or a dataset folder)")
         return 2
+    try:
+        api.check_fuse_output(args.output, (args.ir, args.vis), bit_depth=args.bit_depth, overwrite=args.overwrite)
+    except FileExistsError:
+        if args.skip_existing:
+            print(f"{args.output} exists, kept (--skip-existing)")
+            return 0
+        _err(f"'{args.output}' exists and was kept; pass --overwrite to replace it")
+        return 1
     api.fuse(
         args.ir, args.vis, model, output=args.output, resize=args.resize, bit_depth=args.bit_depth,
         device=args.device, dtype=args.dtype, checkpoint_path=args.checkpoint, save_maps=args.save_maps, tile=tile,
+        overwrite=args.overwrite,
     )
     print(f"wrote {args.output} ({model})")
     return 0
@@ -229,6 +275,20 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+#: Commands whose own ``--threads`` means something else (bench: the speed table's threads) or
+#: is part of a saved configuration (train); the others get the common option.
+_OWN_THREADS = ("train", "bench")
+
+
+def _add_common(p: argparse.ArgumentParser, command: str) -> None:
+    have = {s for a in p._actions for s in a.option_strings}
+    if "--threads" not in have and command not in _OWN_THREADS:
+        p.add_argument("--threads", default="auto", metavar="N|auto",
+                       help="CPU threads (default auto: the cores not busy now, from the load average)")
+    if "--debug" not in have:
+        p.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -248,20 +308,55 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # that command is not part of this build
             raise
         mod.add_parser(sub)
+    for name, p in sub.choices.items():
+        _add_common(p, name)
     return parser
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that every cleanup (partial files) runs as for Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):  # pragma: no cover - exercised in a subprocess test
+    raise Terminated()
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"'{exc.filename}': {exc.strerror}"
+    return " ".join((str(exc) or type(exc).__name__).split())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = getattr(args, "debug", False)
+    previous = None
     try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+    try:
+        from .threads import parse_threads, set_threads
+
+        set_threads(parse_threads(getattr(args, "threads", None) if args.command not in _OWN_THREADS else None))
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
-    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, TypeError) as exc:
-        _err(str(exc))
+    except Terminated:
+        _err("terminated")
+        return 143
+    except Exception as exc:
+        if debug:
+            raise
+        known = (ValueError, OSError, TypeError, LookupError)
+        kind = "" if isinstance(exc, known) else f"{type(exc).__name__}: "
+        _err(kind + _one_line(exc) + ("" if isinstance(exc, known) else " (--debug shows the traceback)"))
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

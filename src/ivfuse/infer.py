@@ -24,16 +24,27 @@ _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.flo
 
 
 def select_device(device: str | torch.device | None = "auto") -> torch.device:
-    """Resolve "auto" (CUDA if available, else CPU), "cpu", "cuda", "cuda:1", ...
+    """Resolve "auto" (CUDA if available, else CPU), "cpu", "cuda", "cuda:1", "mps", ...
 
     Raises:
-        ValueError: CUDA was asked for but is not available.
+        ValueError: an unknown device name, or a device this machine does not have.
     """
     if device is None or (isinstance(device, str) and device == "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device '{device}' requested but CUDA is not available on this machine; use --device cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"--device '{device}': unknown device; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device '{device}': CUDA is not available on this machine; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"--device '{device}': this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ValueError(f"--device '{device}': Apple MPS is not available on this machine; use --device cpu")
+    elif dev.type != "cpu":
+        raise ValueError(f"--device '{device}': unsupported device type '{dev.type}'; use auto, cpu, cuda or cuda:N")
     return dev
 
 

@@ -18,6 +18,7 @@ arrays become files.
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,10 @@ from .color import rgb_to_ycbcr, ycbcr_to_rgb
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "check_output_format",
+    "check_writable_folder",
+    "is_within",
+    "same_file",
     "ImageReadError",
     "PairError",
     "Pair",
@@ -296,6 +301,67 @@ def _umask_mode() -> int:
     return 0o666 & ~mask
 
 
+def check_output_format(path: PathLike, bit_depth: int = 8) -> Path:
+    """Check that :func:`write_image` can encode this file, before any work is done.
+
+    Raises:
+        ValueError: unsupported extension or bit depth, or 16 bits asked of a format without them.
+    """
+    p = Path(path)
+    ext = p.suffix.lower()
+    if ext not in IMAGE_EXTENSIONS:
+        raise ValueError(f"'{p}': unsupported output extension '{p.suffix}', use one of {', '.join(IMAGE_EXTENSIONS)}")
+    if bit_depth not in (8, 16):
+        raise ValueError(f"bit depth must be 8 or 16, got {bit_depth}")
+    if bit_depth == 16 and ext not in (".png", ".tif", ".tiff"):
+        raise ValueError(f"'{p}': 16-bit output needs a .png or .tif file, not '{p.suffix}'")
+    return p
+
+
+def check_writable_folder(folder: PathLike) -> Path:
+    """Check that files can be created in ``folder`` (or in the folder that would hold it).
+
+    Nothing is created: the nearest existing ancestor must be a writable directory.
+
+    Raises:
+        NotADirectoryError: a path component is a file.
+        PermissionError: the folder (or the ancestor it would be created in) is not writable.
+    """
+    p = Path(folder)
+    probe = p
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise NotADirectoryError(f"'{p}': cannot create the output folder, '{probe}' is a file")
+    where = "" if probe == p else f" (it would be created in '{probe}')"
+    try:  # a real probe: permission bits do not tell about read-only mounts, /proc, or root
+        with tempfile.TemporaryFile(dir=probe):  # unnamed where the OS allows, removed at once
+            pass
+    except OSError as exc:
+        raise PermissionError(f"'{p}': output folder is not writable{where}: {exc.strerror or exc}") from None
+    return p
+
+
+def _resolved(path: PathLike) -> Path:
+    return Path(os.path.abspath(Path(path).expanduser())).resolve()
+
+
+def same_file(a: PathLike, b: PathLike) -> bool:
+    """Whether two paths name the same file (symbolic and hard links included)."""
+    try:
+        if os.path.exists(a) and os.path.exists(b):
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return _resolved(a) == _resolved(b)
+
+
+def is_within(path: PathLike, folder: PathLike) -> bool:
+    """Whether ``path`` is ``folder`` or lies inside it, after resolving links."""
+    p, f = _resolved(path), _resolved(folder)
+    return p == f or f in p.parents
+
+
 def write_image(path: PathLike, img: np.ndarray, bit_depth: int = 8, quality: int = 95) -> Path:
     """Write an image atomically.
 
@@ -312,32 +378,33 @@ def write_image(path: PathLike, img: np.ndarray, bit_depth: int = 8, quality: in
     Returns:
         The written path.
     """
-    p = Path(path)
+    p = check_output_format(path, bit_depth)
     ext = p.suffix.lower()
-    if ext not in IMAGE_EXTENSIONS:
-        raise ValueError(f"'{p}': unsupported output extension '{p.suffix}', use one of {', '.join(IMAGE_EXTENSIONS)}")
     img = np.asarray(img)
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
     if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)):
         raise ValueError(f"'{p}': expected an image of shape (H, W) or (H, W, 3), got {img.shape}")
-    if bit_depth == 16 and ext not in (".png", ".tif", ".tiff"):
-        raise ValueError(f"'{p}': 16-bit output needs a .png or .tif file, not '{p.suffix}'")
     data = _quantize(img, bit_depth)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
+    # The temporary name is known before the file exists, so an interruption at any point (SIGINT,
+    # or SIGTERM, which the command line turns into an exception) can remove it.
+    tmp = p.parent / f".{p.name}.{secrets.token_hex(6)}.part"
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as fh:
             _encode(fh, data, ext, quality)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, _umask_mode())
         os.replace(tmp, p)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
-        except FileNotFoundError:
+        except OSError:
             pass
+        if isinstance(exc, OSError) and not isinstance(exc, FileExistsError):
+            raise OSError(exc.errno, f"cannot write the image: {exc.strerror or exc}", str(p)) from exc
         raise
     return p
 

@@ -2,6 +2,7 @@
 
 from .base import FusionModel, check_inputs
 from .registry import (
+    MissingWeightsError,
     ModelEntry,
     WeightCard,
     count_parameters,
@@ -16,6 +17,7 @@ from .registry import (
 __all__ = [
     "FusionModel",
     "check_inputs",
+    "MissingWeightsError",
     "ModelEntry",
     "WeightCard",
     "count_parameters",

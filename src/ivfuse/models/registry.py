@@ -30,6 +30,7 @@ __all__ = [
     "ModelEntry",
     "register_model",
     "create_model",
+    "MissingWeightsError",
     "list_models",
     "get_model_entry",
     "load_checkpoint",
@@ -262,7 +263,7 @@ def save_weights(model: nn.Module, path: str | Path, metadata: Mapping[str, str]
 
 def create_model(
     name: str,
-    pretrained: bool = False,
+    pretrained: bool | None = None,
     checkpoint_path: str | Path | None = None,
     device: str | torch.device | None = None,
     **kwargs: Any,
@@ -271,31 +272,52 @@ def create_model(
 
     Args:
         name: a name from :func:`list_models`.
-        pretrained: load the weights shipped with the package (error if there are none).
+        pretrained: ``None`` (default): load the weights shipped with the package when they exist
+            and the model is built as registered (no constructor ``kwargs``); a model without
+            shipped weights, or one built with other arguments, starts from random weights.
+            ``True``: load the shipped weights (error if there are none). ``False``: random weights.
         checkpoint_path: load these safetensors weights instead (takes precedence).
         device: move the model there.
         **kwargs: passed to the model's constructor (e.g. ablation switches).
 
     Returns:
         The model in eval mode.
+
+    Raises:
+        MissingWeightsError: ``pretrained=True`` and no weights ship for this model.
     """
     entry = get_model_entry(name)
     model = entry.fn(**kwargs)
     if checkpoint_path is not None:
         load_checkpoint(model, checkpoint_path)
-    elif pretrained and entry.trainable:
+    elif entry.trainable and (pretrained or (pretrained is None and not kwargs)):
         card = entry.card()
-        if card is None or not card.available():
+        if card is not None and card.available():
+            load_checkpoint(model, card.path(), sha256=card.sha256)
+        elif pretrained:
             have = [n for n in list_models(pretrained=True) if _REGISTRY[n].trainable]
-            raise ValueError(
-                f"model '{name}' has no shipped weights; pass checkpoint_path=... (models with weights: "
-                f"{', '.join(have) or 'none yet'})"
-            )
-        load_checkpoint(model, card.path(), sha256=card.sha256)
+            raise MissingWeightsError(name, have)
     model.eval()
     if device is not None:
         model.to(device)
     return model
+
+
+class MissingWeightsError(ValueError):
+    """A model's shipped weights were asked for, and none ship with the package.
+
+    Attributes:
+        model: the model name.
+        available: the trainable models whose weights do ship.
+    """
+
+    def __init__(self, model: str, available: list[str]) -> None:
+        self.model = model
+        self.available = list(available)
+        super().__init__(
+            f"model '{model}' has no shipped weights; give a safetensors checkpoint (models with weights: "
+            f"{', '.join(self.available) or 'none yet'})"
+        )
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
