@@ -5,14 +5,16 @@ are already busy that is the worst choice: the threads wait for each other at ev
 a 640x480 ``fusionnet_cpu`` forward on two cores took several times longer with 2 threads than
 with 1 while another process kept one core busy (``python benchmarks/threads.py``; figures in
 ``docs/benchmark/README.md``). When idle, 2 threads are faster. ``auto`` therefore takes the
-cores that are free right now: the usable cores minus the 1-minute load average, at least one.
+cores that are free right now: the usable cores minus the cores other processes kept busy over
+the last 0.1 s (the 1-minute load average where ``/proc/stat`` is missing), at least one.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
-__all__ = ["usable_cores", "auto_threads", "parse_threads", "set_threads"]
+__all__ = ["auto_threads", "busy_cores", "parse_threads", "set_threads", "usable_cores"]
 
 
 def usable_cores() -> int:
@@ -23,18 +25,42 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def busy_cores(interval: float = 0.1) -> float | None:
+    """Cores in use by other processes right now, from two readings of ``/proc/stat``.
+
+    Returns None where the OS has no ``/proc/stat`` (then the load average is used).
+    """
+    def read() -> tuple[int, int]:
+        with open("/proc/stat") as fh:
+            fields = [int(v) for v in fh.readline().split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return idle, sum(fields[:8])
+
+    try:
+        idle0, total0 = read()
+        time.sleep(interval)
+        idle1, total1 = read()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0:
+        return None
+    return (1.0 - (idle1 - idle0) / (total1 - total0)) * (os.cpu_count() or 1)
+
+
 def auto_threads(cores: int | None = None, load: float | None = None) -> int:
-    """Threads for a compute command: the free cores, at least 1.
+    """Threads for a compute command: the cores not busy now, at least 1.
 
     Args:
         cores: usable cores (default: :func:`usable_cores`).
-        load: number of runnable processes (default: the 1-minute load average; 0 where the
-            OS does not report one).
+        load: cores kept busy by other processes (default: measured over 0.1 s by
+            :func:`busy_cores`, else the 1-minute load average, else 0).
 
     >>> auto_threads(cores=2, load=0.1), auto_threads(cores=2, load=1.2), auto_threads(cores=8, load=9.0)
     (2, 1, 1)
     """
     cores = usable_cores() if cores is None else cores
+    if load is None:
+        load = busy_cores()
     if load is None:
         try:
             load = os.getloadavg()[0]
