@@ -8,7 +8,9 @@ For the model (default: ``ivfuse.DEFAULT_MODEL``):
   (target: at least 6 of 8);
 * VIFB pairs: its rank among the published methods' fused images (the peers of that table) on each
   metric, 1 = best (target: top five on at least 5 of 8);
-* speed: its median latency per 640x480 pair (target: at most 0.5 s) from the speed table.
+* speed: its median latency per 640x480 pair (target: at most 0.5 s) from the speed table;
+* the quality figure, per table: every method's mean rank over the 8 metrics among all methods of
+  the table (published ones included; 1 = best, ties averaged), and the model's place by it.
 
 For scale, the same two tests applied to the published methods, on every table that has both the
 baselines and published methods' outputs (the VIFB pairs, Tang's TNO pairs): how many of the 8
@@ -76,6 +78,21 @@ def published_wins(table: dict, own: set[str]) -> list[tuple[str, int, int]]:
     return sorted(rows, key=lambda r: (-r[1], -r[2], r[0]))
 
 
+def rank_table(table: dict, model: str | None = None) -> list[str]:
+    """Markdown lines: the methods of a table sorted by mean rank over the 8 metrics."""
+    from ivfuse.evaluation import mean_ranks
+
+    ranks = mean_ranks(table["mean"], table["higher_is_better"], TARGET_METRICS)
+    order = sorted(ranks, key=lambda k: (ranks[k], k))
+    lines = ["| place | method | mean rank | " + " | ".join(TARGET_METRICS) + " |",
+             "|---:|---|---:|" + "---:|" * len(TARGET_METRICS)]
+    for i, k in enumerate(order, 1):
+        name = f"**{k}**" if k == model else k
+        vals = " | ".join(f"{table['mean'][k][m]:.4g}" for m in TARGET_METRICS)
+        lines.append(f"| {i} | {name} | {ranks[k]:.2f} | {vals} |")
+    return lines
+
+
 def headline(report: dict, label: str = "tno") -> str:
     """The README's table: each model's TNO means on the 8 target metrics, its latency and parameters."""
     table = report["datasets"][label]["table"]
@@ -125,6 +142,14 @@ def main(argv=None) -> int:
     own = {s["model"] for s in report.get("speed", [])} | set(BASELINES)
     own |= set(datasets.get(args.tno, {}).get("table", {}).get("methods", []))
     lines = [f"# Benchmark targets: `{args.model}`", ""]
+    for label, data in datasets.items():
+        table = data["table"]
+        if not all(m in table["higher_is_better"] for m in TARGET_METRICS) or args.model not in table["mean"]:
+            continue
+        ranked = rank_table(table, args.model)
+        place = next(i for i, line in enumerate(ranked[2:], 1) if f"**{args.model}**" in line)
+        lines += [f"## Quality figure, {label}: `{args.model}` is {place} of {len(ranked) - 2} by mean rank", "",
+                  *ranked, ""]
 
     if args.tno in datasets:
         rows = tno_wins(datasets[args.tno]["table"], args.model)

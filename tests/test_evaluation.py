@@ -339,3 +339,23 @@ def test_compare_methods_checks_metrics_and_output_first(tmp_path):
         compare_methods(fused, pairs, ["vifb"], ["EN"], out_dir=tmp_path / "afile", progress=False)
     [result] = compare_methods(fused, pairs, ["vifb"], ["EN"], progress=False)
     assert result.complete and result.unscored == []
+
+
+def test_mean_rank_column_over_the_eight_metrics(tmp_path):
+    from ivfuse.evaluation import RANK_METRICS, MethodScores, comparison_table, mean_ranks, table_markdown, write_table
+
+    a, b, c = MethodScores("a"), MethodScores("b"), MethodScores("c")
+    # a best everywhere; b and c tie on all but SSIM, where c is worse (SSIM is higher-is-better).
+    a.rows = [{"image": "1", **{m: 3.0 for m in RANK_METRICS}}]
+    b.rows = [{"image": "1", **{m: 2.0 for m in RANK_METRICS}}]
+    c.rows = [{"image": "1", **{m: 2.0 for m in RANK_METRICS}, "SSIM": 1.0}]
+    table = comparison_table([a, b, c], list(RANK_METRICS))
+    assert table["mean_rank"] == {"a": 1.0, "b": (7 * 2.5 + 2) / 8, "c": (7 * 2.5 + 3) / 8}
+    md = table_markdown(table)
+    assert "mean rank ↓" in md and "| a | 1 | " in md and md.splitlines()[2].endswith("| 1.00 |")
+    csv_text = (write_table(table, tmp_path)[1]).read_text()
+    assert csv_text.splitlines()[0].endswith("mean rank") and csv_text.splitlines()[3].endswith(",2.562")
+    # Fewer than the eight metrics: no quality figure in the table.
+    assert "mean rank" not in table_markdown(comparison_table([a, b], ["EN", "SD"]))
+    unranked = mean_ranks({"x": {"EN": float("nan")}, "y": {"EN": 1.0}}, {"EN": True})
+    assert unranked["y"] == 1.0 and unranked["x"] != unranked["x"]  # NaN: nothing to rank x on

@@ -52,3 +52,14 @@ def test_published_wins_counts_baselines_beaten_and_top_five(targets):
     assert rows["p0"] == (0, 8)  # at most one method ahead anywhere
     assert rows["low"] == (1, 1)  # 7 methods ahead except on SSIM, where it beats the baselines too
     assert targets.published_wins(_table({"ours": [1] * 8, **peers}), own={"ours"}) == []  # no baselines
+
+
+def test_rank_table_orders_by_mean_rank_with_ties_averaged(targets):
+    t = _table({
+        "ours": [7, 5, 1, 1, 9, 9, 1, 1],   # ranks 1, 2, 2.5, 2.5, 1, 1, 2.5, 3 -> 15.5 / 8
+        "gff": [6, 6, 2, 2, 1, 1, 2, 2],    # ranks 2, 1, 1, 1, 2.5, 2.5, 1, 2 -> 13 / 8
+        "max": [1, 1, 1, 1, 1, 1, 1, 3],    # ranks 3, 3, 2.5, 2.5, 2.5, 2.5, 2.5, 1 -> 19.5 / 8
+    })
+    lines = targets.rank_table(t, "ours")
+    body = [line.split(" | ")[1:3] for line in lines[2:]]
+    assert body == [["gff", "1.62"], ["**ours**", "1.94"], ["max", "2.44"]]

@@ -38,7 +38,9 @@ __all__ = [
     "comparison_table",
     "describe_unscored",
     "find_fused",
+    "RANK_METRICS",
     "json_safe",
+    "mean_ranks",
     "roi_source",
     "score_method",
     "score_methods",
@@ -494,6 +496,33 @@ def _notes(metrics: Sequence[str], n: Mapping[str, int], left_out: Mapping[str, 
     return notes
 
 
+#: The metrics behind the project's quality figure: a method's mean rank over these (1 = best).
+RANK_METRICS = ("EN", "SD", "SF", "AG", "MI", "VIF", "Qabf", "SSIM")
+
+
+def mean_ranks(mean: Mapping[str, Mapping[str, float]], higher_is_better: Mapping[str, bool],
+               metrics: Sequence[str] = RANK_METRICS) -> dict[str, float]:
+    """Each method's rank per metric among all methods of the table (1 = best, ties share the
+    average of their places), averaged over the metrics of ``metrics`` the table has.
+
+    A method without a value of a metric is not ranked on it (its mean is over the others); a
+    method with none gets NaN.
+
+    >>> mean_ranks({"a": {"EN": 7.0, "SD": 40.0}, "b": {"EN": 6.0, "SD": 40.0}}, {"EN": True, "SD": True})
+    {'a': 1.25, 'b': 1.75}
+    """
+    ranks: dict[str, list[float]] = {name: [] for name in mean}
+    for m in metrics:
+        if m not in higher_is_better:
+            continue
+        vals = {name: row[m] for name, row in mean.items() if m in row and not math.isnan(row[m])}
+        for name, v in vals.items():
+            ahead = sum((u > v) if higher_is_better[m] else (u < v) for u in vals.values())
+            tied = sum(u == v for u in vals.values())
+            ranks[name].append(ahead + (tied + 1) / 2)
+    return {name: (sum(r) / len(r) if r else float("nan")) for name, r in ranks.items()}
+
+
 def comparison_table(methods: Sequence[MethodScores], metrics: Sequence[str],
                      images: Sequence[str] | None = None) -> dict:
     """Each metric's mean per method over the images every method has, best and second best marked.
@@ -514,6 +543,9 @@ def comparison_table(methods: Sequence[MethodScores], metrics: Sequence[str],
          "mean": {method: {metric: value}} (over the compared images),
          "n": {metric: images compared}, "count": {method: {metric: images behind its mean}},
          "rank": {method: {metric: 1 | 2 | None}},
+         "mean_rank": {method: mean rank over RANK_METRICS in this table (1 = best)},
+         "rank_metrics": RANK_METRICS when the table has all of them (the writers then add
+         a mean-rank column), else [],
          "mean_all": {method: {metric: value}}, "count_all": {method: {metric: n}} (each method
          over every image it has a value for), "left_out": {metric: {image: reason}},
          "notes": [sentences for the table's foot]}
@@ -577,6 +609,9 @@ def comparison_table(methods: Sequence[MethodScores], metrics: Sequence[str],
         "n": n,
         "count": count,
         "rank": rank,
+        "mean_rank": mean_ranks(mean, better),
+        # The quality figure is shown only where the table has all eight metrics behind it.
+        "rank_metrics": list(RANK_METRICS) if all(m in better for m in RANK_METRICS) else [],
         "mean_all": mean_all,
         "count_all": count_all,
         "left_out": left_out,
@@ -614,6 +649,10 @@ def _fmt(v: float) -> str:
     return f"{v:.4f}"
 
 
+def _fmt_rank(v: float) -> str:
+    return "n/a" if math.isnan(v) else f"{v:.2f}"
+
+
 def table_markdown(table: dict, title: str | None = None) -> str:
     """Markdown: best value **bold**, second best _italic_; arrows give each metric's direction.
 
@@ -622,22 +661,28 @@ def table_markdown(table: dict, title: str | None = None) -> str:
     """
     ms = table["metrics"]
     _, fewer = table_n(table)
+    ranked = bool(table.get("rank_metrics"))
     head = ["method", "n"] + [
         f"{m} {'↑' if table['higher_is_better'][m] else '↓'}" + (f" (n={fewer[m]})" if m in fewer else "") for m in ms
-    ]
+    ] + (["mean rank ↓"] if ranked else [])
     lines = []
     if title:
         lines += [f"### {title}", ""]
-    lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * len(ms)) + "|"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
     for n in table["methods"]:
         cells = [n, str(method_n(table, n))]
         for m in ms:
             s = _fmt(table["mean"][n][m])
             r = table["rank"][n][m]
             cells.append(f"**{s}**" if r == 1 else f"_{s}_" if r == 2 else s)
+        if ranked:
+            cells.append(_fmt_rank(table["mean_rank"][n]))
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", ("Means over the images every method has (n); **best**, _second best_; ↑ higher is better, "
                    "↓ lower is better.")]
+    if ranked:
+        lines.append(f"Mean rank: each method's place among the {len(table['methods'])} methods of this table "
+                     f"(1 = best, ties averaged) on {', '.join(table['rank_metrics'])}, averaged.")
     lines += [f"Note: {note}" for note in table.get("notes", [])]
     return "\n".join(lines) + "\n"
 
@@ -661,6 +706,7 @@ def table_latex(table: dict, caption: str | None = None, label: str | None = Non
     """
     ms = table["metrics"]
     _, fewer = table_n(table)
+    ranked = bool(table.get("rank_metrics"))
     arrows = [r"$\uparrow$" if table["higher_is_better"][m] else r"$\downarrow$" for m in ms]
     lines = [r"\begin{table}[t]", r"\centering"]
     if caption:
@@ -668,10 +714,10 @@ def table_latex(table: dict, caption: str | None = None, label: str | None = Non
     if label:
         lines.append(r"\label{" + label + "}")
     lines += [
-        r"\begin{tabular}{l" + "r" * len(ms) + "}",
+        r"\begin{tabular}{l" + "r" * (len(ms) + ranked) + "}",
         r"\toprule",
         " & ".join(["Method"] + [f"{_latex_escape(m)} {a}" + (f" ($n={fewer[m]}$)" if m in fewer else "")
-                                 for m, a in zip(ms, arrows)]) + r" \\",
+                                 for m, a in zip(ms, arrows)] + ([r"Rank $\downarrow$"] if ranked else [])) + r" \\",
         r"\midrule",
     ]
     for n in table["methods"]:
@@ -681,6 +727,9 @@ def table_latex(table: dict, caption: str | None = None, label: str | None = Non
             txt = "--" if math.isnan(v) else _fmt(v)
             r = table["rank"][n][m]
             cells.append(r"\textbf{" + txt + "}" if r == 1 else r"\underline{" + txt + "}" if r == 2 else txt)
+        if ranked:
+            v = table["mean_rank"][n]
+            cells.append("--" if math.isnan(v) else f"{v:.2f}")
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     notes = table.get("notes", [])
@@ -734,10 +783,11 @@ def write_table(table: dict, out_dir: str | os.PathLike, stem: str = "summary", 
     buf = io.StringIO()
     w = csv.writer(buf)
     _, fewer = table_n(table)
-    w.writerow(["method", "n"] + table["metrics"] + [f"n {m}" for m in fewer])
+    ranked = bool(table.get("rank_metrics"))
+    w.writerow(["method", "n"] + table["metrics"] + (["mean rank"] if ranked else []) + [f"n {m}" for m in fewer])
     for n in table["methods"]:
         w.writerow([n, method_n(table, n)] + [f"{table['mean'][n][m]:.6g}" for m in table["metrics"]]
-                   + [table["count"][n][m] for m in fewer])
+                   + ([f"{table['mean_rank'][n]:.4g}"] if ranked else []) + [table["count"][n][m] for m in fewer])
     cs = out / f"{stem}.csv"
     _atomic_text(cs, buf.getvalue())
     js = out / f"{stem}.json"
