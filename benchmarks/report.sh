@@ -15,7 +15,7 @@ MODELS=${MODELS:-fusionnet_cpu,fgfusion_cpu,pomai_cpu,gff,laplacian,dwt,max,aver
 METRICS=${METRICS:-EN,SD,SF,AG,MI,VIF,Qabf,SSIM,CC,SCD,PSNR,Nabf,Qcb,Qcv}
 D=$SHARED/data
 
-for need in "$D/test/tno" "$D/test/samples" "$D/parity/vifb/input" "$D/parity/tang/source"; do
+for need in "$D/test/tno" "$D/test/samples" "$D/test/msrs" "$D/parity/vifb/input" "$D/parity/tang/source"; do
   [ -d "$need" ] || { echo "report.sh: '$need' not found (set SHARED=...)" >&2; exit 2; }
 done
 
@@ -23,6 +23,7 @@ ivfuse bench -q --threads "$THREADS" --models "$MODELS" --metrics "$METRICS" -o 
   --data "$D/test/tno" --data "$D/test/samples" \
   --data "$D/parity/vifb/input" --peers "$D/parity/vifb/fused" \
   --data "$D/parity/tang/source" --peers "$D/parity/tang/fused" \
+  --data "$D/test/msrs" --peers "$D/test/msrs/fused" \
   --data "$D/test/medical/MRI_CT" --data "$D/test/medical/MRI_PET" --data "$D/test/medical/MRI_SPECT"
 
 # The same TNO table under the cddfuse convention (CDDFuse's evaluator, used by most recent papers).

@@ -63,17 +63,17 @@ def _tile_arg(value: str):
     return n or None
 
 
-def _check_model(name: str, checkpoint: str | None) -> None:
+def _check_model(name: str, checkpoint: str | None, checkpoint_option: bool = True) -> None:
     """Fail before any work for an unknown model, or a network without weights and no --checkpoint."""
     from .models import get_model_entry, list_models
 
     entry = get_model_entry(name)
     if checkpoint is None and entry.trainable and entry.weights_status() != "available":
         have = [n for n in list_models(pretrained=True) if get_model_entry(n).trainable]
-        raise ValueError(
-            f"--model {name}: no weights ship for this model; train it (ivfuse train --model {name} ...) and pass "
-            f"--checkpoint FILE.safetensors, or pick one with weights: {', '.join(have) or 'none'}"
-        )
+        how = (f"train it (ivfuse train --model {name} ...) and pass --checkpoint FILE.safetensors, or "
+               if checkpoint_option else "")
+        raise ValueError(f"--model {name}: no weights ship for this model; {how}pick one with weights: "
+                         f"{', '.join(have) or 'none'}")
 
 
 def _cmd_fuse(args) -> int:
@@ -186,6 +186,7 @@ def _cmd_demo(args) -> int:
     from .io import write_image
 
     model = args.model or api.DEFAULT_MODEL
+    _check_model(model, None, checkpoint_option=False)
     ir, vis, _ = make_demo_pair()
     out = Path(args.output)
     fused = api.fuse(ir, vis, model, device=args.device)
