@@ -92,8 +92,9 @@ def edge_intensity(img) -> float:
 _QABF = {"Tg": 0.9994, "kg": -15.0, "Dg": 0.5, "Ta": 0.9879, "ka": -22.0, "Da": 0.8}
 # Value range each reference feeds Qabf: it only matters where the reference sets the strength
 # term to gF (where gA == gF exactly); VIFB multiplies the 0..255 image by 255 (``255*im2double``
-# of a double), CDDFuse passes 0..255, Tang passes ``im2double`` images (0..1).
-_QABF_SCALE = {"vifb": 255.0, "cddfuse": 1.0, "tang": 1.0}
+# of a double), CDDFuse passes 0..255. Tang passes ``im2double`` images (0..1), whose Sobel
+# responses are not exact: that convention has its own edge maps (:func:`_qabf_edges_unit`).
+_QABF_SCALE = {"vifb": 255.0, "cddfuse": 1.0}
 
 
 def _qabf_edges(img: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -120,6 +121,53 @@ def _qabf_edges(img: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray, 
     np.arctan(a, out=a)
     np.copyto(a, np.float32(-math.pi / 2), where=dx == 0)
     return g_sq, g, a
+
+
+def _qabf_edges_unit(img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Strength (twice) and orientation of ``img / 255`` as MATLAB's ``conv2(img, h, 'same')`` computes them in double.
+
+    Tang's evaluator feeds Qabf ``im2double`` images (k / 255). Their Sobel responses are sums of
+    inexact numbers, so they depend on the order of the additions, and two of Qabf's tests are
+    exact comparisons of them: ``Sx == 0`` (orientation ``pi/2``; a response that is 0 in exact
+    arithmetic but rounds to +-1e-17 gives ``atan(Sy / Sx) = +-pi/2`` instead, and an opposite
+    sign turns the orientation term from 1 into -1) and ``gA == gF`` (the strength term set to
+    gF, about 0.01 on this range, instead of 1). Both are reproduced by adding the taps in
+    ``conv2``'s order: the kernel walked column by column, each tap's product added to the
+    running sum (``out(i, j) += h(u, v) * img(i + 1 - u, j + 1 - v)``, zero taps skipped). This
+    gives Tang's published Qabf to 2e-12; exact integer responses on 0..255 miss it by up to
+    1.5e-3 on the parity rows. Float64; the squared strength is not returned, ties are tested on
+    the strength itself as the reference does.
+    """
+    x = np.asarray(img, dtype=np.float64) / 255.0
+    h, w = x.shape
+    p = np.pad(x, 1)
+    p2 = p + p  # the taps of weight 2 (doubling is exact)
+
+    def tap(q: np.ndarray, u: int, v: int) -> np.ndarray:  # q(i + 1 - u, j + 1 - v) for kernel tap (u, v)
+        return q[2 - u : 2 - u + h, 2 - v : 2 - v + w]
+
+    # Sx: h3 = [-1 0 1; -2 0 2; -1 0 1], taps (0,0) (1,0) (2,0) (0,2) (1,2) (2,2).
+    sx = np.negative(tap(p, 0, 0))
+    sx -= tap(p2, 1, 0)
+    sx -= tap(p, 2, 0)
+    sx += tap(p, 0, 2)
+    sx += tap(p2, 1, 2)
+    sx += tap(p, 2, 2)
+    # Sy: h1 = [1 2 1; 0 0 0; -1 -2 -1], taps (0,0) (2,0) (0,1) (2,1) (0,2) (2,2).
+    sy = np.subtract(tap(p, 0, 0), tap(p, 2, 0))
+    sy += tap(p2, 0, 1)
+    sy -= tap(p2, 2, 1)
+    sy += tap(p, 0, 2)
+    sy -= tap(p, 2, 2)
+    g = np.multiply(sx, sx)
+    g += np.multiply(sy, sy, out=p2[:h, :w])
+    np.sqrt(g, out=g)
+    flat = sx == 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.divide(sy, sx, out=sy)
+    np.arctan(a, out=a)
+    np.copyto(a, math.pi / 2, where=flat)
+    return g, g, a
 
 
 # Qabf's per-pixel preservation is Tg Ta / ((1 + e^{kg (G - Dg)}) (1 + e^{ka (Aa - Da)})); the
@@ -165,7 +213,9 @@ def qabf(a, b, f, convention: str = DEFAULT_CONVENTION) -> float:
 
     Where ``gX == gF`` the references set ``G = gF`` (not 1). That makes the value depend on the
     range the reference fed in, so ``convention`` selects it: ``vifb`` 0..65025, ``cddfuse``
-    0..255, ``tang`` 0..1. Everything else is scale-free.
+    0..255, ``tang`` 0..1. Everything else is scale-free, except that on 0..1 the Sobel responses
+    are rounded sums, so which pixels count as ``Sx == 0`` or ``gX == gF`` depends on the order
+    of the additions; ``tang`` adds them in MATLAB ``conv2``'s order (see ``docs/metrics.md``).
 
     Args:
         a: (H, W) float64 source in 0..255.
@@ -183,8 +233,13 @@ def qabf(a, b, f, convention: str = DEFAULT_CONVENTION) -> float:
 
 
 def _qabf(a: np.ndarray, b: np.ndarray, f: np.ndarray, convention: str, memo: Memo | None = None) -> float:
-    scale = _QABF_SCALE[convention]
-    edges_a, edges_b, edges_f = (cached(memo, ("qabf", scale), x, lambda im: _qabf_edges(im, scale)) for x in (a, b, f))
+    if convention == "tang":
+        edges_a, edges_b, edges_f = (cached(memo, ("qabf", "unit"), x, _qabf_edges_unit) for x in (a, b, f))
+    else:
+        scale = _QABF_SCALE[convention]
+        edges_a, edges_b, edges_f = (
+            cached(memo, ("qabf", scale), x, lambda im: _qabf_edges(im, scale)) for x in (a, b, f)
+        )
     num = _qabf_weighted(edges_a, edges_f) + _qabf_weighted(edges_b, edges_f)
     den = float(np.sum(edges_a[1], dtype=np.float64)) + float(np.sum(edges_b[1], dtype=np.float64))
     with np.errstate(invalid="ignore", divide="ignore"):
