@@ -235,16 +235,29 @@ def load_checkpoint_dir(path: str | os.PathLike) -> dict[str, Any]:
     Returns:
         ``{"state": dict, "model": state dict, "optimizer": state dict or None,
         "rng": (tensors, meta)}``. Nothing is unpickled.
+
+    Raises:
+        ValueError: a file of the folder is unreadable (the message names it), or the format is
+            unknown.
     """
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     p = Path(path)
-    meta = json.loads((p / "state.json").read_text())
-    if meta.get("format") != _FORMAT:
-        raise ValueError(f"'{p}': unsupported checkpoint format {meta.get('format')}")
-    out: dict[str, Any] = {"state": meta, "model": load_file(str(p / "model.safetensors")), "optimizer": None}
+
+    def read(name: str):
+        f = p / name
+        try:
+            return json.loads(f.read_text()) if name.endswith(".json") else load_file(str(f))
+        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise ValueError(f"'{f}' is unreadable ({reason})") from exc
+
+    meta = read("state.json")
+    if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+        raise ValueError(f"'{p}': unsupported checkpoint format {meta.get('format') if isinstance(meta, dict) else meta}")
+    out: dict[str, Any] = {"state": meta, "model": read("model.safetensors"), "optimizer": None}
     if "optimizer" in meta and (p / "optimizer.safetensors").is_file():
-        out["optimizer"] = optimizer_state_from_flat(load_file(str(p / "optimizer.safetensors")), meta["optimizer"])
-    rng_file = p / "rng.safetensors"
-    out["rng"] = (load_file(str(rng_file)), meta.get("rng", {})) if rng_file.is_file() else None
+        out["optimizer"] = optimizer_state_from_flat(read("optimizer.safetensors"), meta["optimizer"])
+    out["rng"] = (read("rng.safetensors"), meta.get("rng", {})) if (p / "rng.safetensors").is_file() else None
     return out

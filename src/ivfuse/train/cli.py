@@ -37,6 +37,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--config", help="TOML file overriding the preset")
     p.add_argument("--out", required=True, help="run folder (checkpoints, log, final weights)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    p.add_argument("--init-from", metavar="MODEL|FILE",
+                   help="start from these weights and fine-tune: a model whose weights ship (e.g. fusionnet_cpu) "
+                        "or a .safetensors file; not with --resume")
     p.add_argument("--steps", type=int, help="total optimizer steps (stage lengths and schedules scaled to fit)")
     p.add_argument("--batch-size", type=int, help="pairs per step per process")
     p.add_argument("--crop", type=int, help="training crop side in pixels")
@@ -96,14 +99,22 @@ def resolve_config(args):
     from .recipes import make_config
 
     out = Path(args.out)
+    init_from = getattr(args, "init_from", None)
+    if args.resume and init_from:
+        raise ValueError("--init-from starts a new run from weights; it cannot be combined with --resume, which "
+                         "continues the run in --out from its own checkpoint")
     if args.resume and (out / "config.json").is_file():
         cfg = load_run_config(out)
         if args.model and args.model != cfg.model:
             raise ValueError(f"--resume: the run in '{out}' trains '{cfg.model}', not '{args.model}'")
     else:
         if not args.model:
+            if args.resume:
+                raise ValueError(f"--resume: '{out}' holds no run (no config.json); give --model NAME to start one")
             raise ValueError("give --model NAME (see `ivfuse models`)")
         cfg = make_config(args.model, args.preset)
+    if init_from:
+        cfg.init_from = init_from
     if args.config:
         cfg = apply_overrides(cfg, load_toml(args.config))
     if args.data:
@@ -144,6 +155,8 @@ def resolve_config(args):
         val = getattr(cfg.data, key)
         if val and val != "auto":
             setattr(cfg.data, key, str(Path(val).expanduser().resolve()))
+    if cfg.init_from and Path(cfg.init_from).expanduser().exists():  # a file (a model name stays a name)
+        cfg.init_from = str(Path(cfg.init_from).expanduser().resolve())
     if not (cfg.data.path or (cfg.data.ir_dir and cfg.data.vis_dir)):
         raise ValueError("no training data: give --data DIR (or --ir DIR --vis DIR, or data.path in --config)")
     return cfg
@@ -152,13 +165,18 @@ def resolve_config(args):
 def _check(cfg) -> int:
     from ..data import PairedDataset, PairSampler
     from ..models import count_parameters, get_model_entry
-    from .loop import _check_model
+    from .loop import _check_model, build_model
+    from .recipes import ensure_registered
     from .stages import plan_stages, select_parameters
 
+    ensure_registered(cfg)
+    if not get_model_entry(cfg.model).trainable:
+        raise ValueError(f"--model {cfg.model}: the method is training-free; pick a trainable model (see `ivfuse models`)")
     ds = PairedDataset(config=cfg.data, train=True, progress=True)
     print(f"data: {ds.summary()}")
-    entry = get_model_entry(cfg.model)
-    model = entry.fn(**cfg.model_kwargs)
+    model = build_model(cfg, cfg.init_from or None)
+    if cfg.init_from:
+        print(f"initial weights: {cfg.init_from} (they fit)")
     _check_model(model, cfg)
     sampler = PairSampler(ds, cfg.data.batch_size, seed=cfg.seed)
     print(f"model: {cfg.model} ({count_parameters(model):,} parameters); {sampler.steps_per_epoch} steps per epoch")

@@ -253,6 +253,14 @@ class TrainConfig:
             (or skip modules) that a loss does not use, which DDP otherwise rejects; set False for
             speed when every trainable parameter gets a gradient at every step.
         description: free text copied into the weight card.
+        init_from: start from these weights instead of a random initialisation: a registered
+            model whose weights ship (e.g. "fusionnet_cpu") or a ``.safetensors`` file
+            (``ivfuse train --init-from``). Used when the run starts at step 0; a resumed run
+            continues from its checkpoint.
+        imports: Python modules imported before the run is built when a model or loss it names
+            is not registered yet (plug-ins that call ``register_model``/``register_loss``). A
+            run records there the modules outside ivfuse that define its model and losses, so
+            that ``--resume`` in a new process finds them.
     """
 
     model: str = ""
@@ -274,6 +282,8 @@ class TrainConfig:
     val_metrics: list = field(default_factory=lambda: ["EN", "SD", "SF", "AG", "Qabf", "SSIM"])
     find_unused_parameters: bool = True
     description: str = ""
+    init_from: str = ""
+    imports: list = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------

@@ -42,9 +42,11 @@ from ..losses import build_loss
 from .checkpoint import latest_checkpoint, load_checkpoint_dir, save_checkpoint, set_rng_state_from_flat
 from .config import TrainConfig, config_from_dict, config_to_dict
 from .distributed import DistContext, all_reduce_mean, init_distributed, shutdown_distributed
-from .stages import apply_stage, build_optimizer, lr_at, plan_stages
+from .init_weights import InitSource, check_state_fits, load_init_weights, resolve_init_source
+from .recipes import ensure_registered, plugin_modules
+from .stages import apply_stage, build_optimizer, lr_at, plan_stages, select_parameters
 
-__all__ = ["RunExistsError", "TrainResult", "step_seed", "train", "validate"]
+__all__ = ["RunExistsError", "TrainResult", "build_model", "load_run_config", "step_seed", "train", "validate"]
 
 
 class RunExistsError(ValueError):
@@ -247,7 +249,8 @@ def _check_model(model: nn.Module, cfg: TrainConfig) -> None:
         )
 
 
-def _card(cfg: TrainConfig, weights: Path, steps: int, model: nn.Module, val: dict, seconds: float):
+def _card(cfg: TrainConfig, weights: Path, steps: int, model: nn.Module, val: dict, seconds: float,
+          init_from: str = ""):
     from ..models import WeightCard
     from ..models.registry import _sha256, count_parameters
 
@@ -255,7 +258,9 @@ def _card(cfg: TrainConfig, weights: Path, steps: int, model: nn.Module, val: di
     notes = (
         f"trained with ivfuse train, preset '{cfg.preset}', seed {cfg.seed}, {len(cfg.stages)} stage(s): "
         + ", ".join(f"{s.name} ({s.length} {s.unit})" for s in cfg.stages)
-        + f"; {seconds / 60:.1f} min. {cfg.description}".rstrip()
+        + f"; {seconds / 60:.1f} min."
+        + (f" Initialised from {init_from}, then fine-tuned." if init_from else "")
+        + f" {cfg.description}".rstrip()
     )
     return WeightCard(
         file=weights.name,
@@ -266,6 +271,101 @@ def _card(cfg: TrainConfig, weights: Path, steps: int, model: nn.Module, val: di
         params=count_parameters(model),
         notes=notes,
     )
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join((str(exc) or type(exc).__name__).split())
+
+
+def _read_json(path: Path, option: str) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{option}: '{path}' is unreadable ({_one_line(exc)})") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{option}: '{path}' does not hold a JSON object")
+    return data
+
+
+def build_model(cfg: TrainConfig, init: InitSource | str | None = None) -> nn.Module:
+    """The network a run starts from: ``cfg.model`` built under ``torch.manual_seed(cfg.seed)``.
+
+    Args:
+        cfg: the run's configuration (``model``, ``model_kwargs``, ``seed``).
+        init: initial weights (an :class:`~ivfuse.train.init_weights.InitSource`, or a model name
+            or .safetensors path as for ``--init-from``); None: the random initialisation. The
+            loop passes ``cfg.init_from`` here for a run that starts at step 0.
+    """
+    from ..models import get_model_entry
+
+    entry = get_model_entry(cfg.model)
+    torch.manual_seed(cfg.seed)
+    model = entry.fn(**cfg.model_kwargs)
+    if isinstance(init, str):
+        init = resolve_init_source(init)
+    if init is not None:
+        load_init_weights(model, init, cfg.model)
+    return model
+
+
+def _stage_params(model: nn.Module, stage) -> list[nn.Parameter]:
+    """The parameters :func:`apply_stage` would train, in its order, without touching the model."""
+    chosen = set(select_parameters(model, stage.train, stage.freeze))
+    return [p for n, p in model.named_parameters() if n in chosen]
+
+
+def _check_stages(model: nn.Module, plans) -> None:
+    """Every stage selects parameters, builds its optimizer and evaluates its schedule (nothing is kept)."""
+    for plan in plans:
+        st = plan.stage
+        try:
+            build_optimizer(st.optimizer, _stage_params(model, st))
+            for s in (0, plan.steps - 1):
+                lr_at(st.optimizer, st.schedule, s, plan)
+        except ValueError as exc:
+            raise ValueError(f"setting 'stages.{plan.index}' (stage '{st.name}'): {_one_line(exc)}") from exc
+
+
+def _read_checkpoint(path: Path) -> dict:
+    """:func:`load_checkpoint_dir` with every failure turned into a one-line ``ValueError`` naming the folder."""
+    from safetensors import SafetensorError
+
+    try:
+        ckpt = load_checkpoint_dir(path)
+        int(ckpt["state"]["step"])
+        rng = ckpt.get("rng")
+        if rng is not None:
+            t = rng[0].get("torch")
+            if t is None or t.dtype != torch.uint8 or t.numel() != torch.get_rng_state().numel():
+                raise ValueError("rng.safetensors holds no torch generator state")
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise ValueError(f"--resume: checkpoint '{path}' cannot be used: {_one_line(exc)}; delete that folder "
+                         "to resume from the one before it, if any") from exc
+    return ckpt
+
+
+def _check_resume_optimizer(model: nn.Module, ckpt: dict, path: Path, plans, step: int) -> None:
+    """The checkpoint's stage and optimizer state fit the stage that ``step`` falls in (a throw-away optimizer)."""
+    plan = next((p for p in plans if p.end > step), None)
+    if plan is None or step <= plan.start or ckpt["optimizer"] is None:
+        return  # the run is done, or the stage starts afresh
+    idx = int(ckpt["state"].get("stage_index", -1))
+    if idx != plan.index:
+        raise ValueError(
+            f"--resume: checkpoint '{path}' was saved in stage {idx}, but step {step} falls in stage {plan.index} "
+            f"('{plan.stage.name}') of the configuration; keep the run's stages and --steps"
+        )
+    opt = build_optimizer(plan.stage.optimizer, _stage_params(model, plan.stage))
+    try:
+        opt.load_state_dict(ckpt["optimizer"])
+        for group in opt.param_groups:
+            for p in group["params"]:
+                for k, v in opt.state.get(p, {}).items():
+                    if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape != p.shape:
+                        raise ValueError(f"state '{k}' is {tuple(v.shape)} for a parameter of {tuple(p.shape)}")
+    except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise ValueError(f"--resume: the optimizer state in '{path}' does not fit stage '{plan.stage.name}' "
+                         f"({_one_line(exc)})") from exc
 
 
 # --------------------------------------------------------------------------------------------
@@ -329,21 +429,27 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, interr
     if device.type == "cpu" and cfg.threads > 0:
         torch.set_num_threads(int(cfg.threads))
 
-    # ---- run folder
+    # ---- Everything is checked before anything is written: a run that cannot start (or resume)
+    # leaves the run folder exactly as it was.
+    ensure_registered(cfg, check_model=model is None)
     ckpt_path = latest_checkpoint(run_dir) if resume else None
     if not resume and ((run_dir / "checkpoints").is_dir() or (run_dir / "log.jsonl").is_file()):
         raise RunExistsError(f"'{run_dir}' already holds a run; pass --resume to continue it or choose another --out")
-    if resume and ckpt_path is None:
-        _say(ctx, f"no checkpoint in '{run_dir}' yet: starting from step 0")
+    cfg_file = run_dir / "config.json"
+    old_cfg = _read_json(cfg_file, "--resume") if resume and cfg_file.is_file() else None
 
     # ---- model entry first (cheap), then data (fails fast), then the model
     entry = None
     if model is None:
         entry = get_model_entry(cfg.model)
         if not entry.trainable:
-            raise ValueError(f"model '{cfg.model}' is training-free; pick a trainable model (see `ivfuse models`)")
+            raise ValueError(f"--model {cfg.model}: the method is training-free; pick a trainable model "
+                             "(see `ivfuse models`)")
     if not cfg.model:
         cfg.model = type(model).__name__
+    if old_cfg is not None and old_cfg.get("model") and old_cfg["model"] != cfg.model:
+        raise ValueError(f"--resume: the run in '{run_dir}' trains '{old_cfg['model']}', not '{cfg.model}'")
+    init_src = resolve_init_source(cfg.init_from) if cfg.init_from and ckpt_path is None else None
     dataset = PairedDataset(config=cfg.data, train=True, progress=progress and ctx.is_main)
     val_ds = None
     if cfg.val_path:
@@ -356,41 +462,55 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, interr
     _say(ctx, f"data: {dataset.summary()}")
 
     if model is None:
-        torch.manual_seed(cfg.seed)
-        model = entry.fn(**cfg.model_kwargs)
+        model = build_model(cfg, init_src)
+    elif init_src is not None:
+        load_init_weights(model, init_src, cfg.model)
+    if init_src is not None:
+        _say(ctx, f"initialised from {init_src.describe()}")
     _check_model(model, cfg)
     model.to(device)
 
     bs = int(cfg.data.batch_size)
     if bs < 1:
-        raise ValueError(f"batch_size must be >= 1, got {bs}")
+        raise ValueError(f"--batch-size must be at least 1, got {bs}")
     sampler = PairSampler(dataset, bs, num_replicas=ctx.world_size, rank=ctx.rank, seed=cfg.seed)
     plans = plan_stages(cfg.stages, sampler.steps_per_epoch)
     total = plans[-1].end
+    _check_stages(model, plans)
+    amp_dtype, scaler = _amp_setup(cfg, device)
 
-    # ---- resume state
+    # ---- resume state, checked against the configuration
     step, ckpt = 0, None
+    init_desc = init_src.describe() if init_src is not None else ""
     if ckpt_path is not None:
-        ckpt = load_checkpoint_dir(ckpt_path)
+        ckpt = _read_checkpoint(ckpt_path)
         step = int(ckpt["state"]["step"])
+        init_desc = str(ckpt["state"].get("init_from", ""))
+        if step > total:
+            raise ValueError(f"--resume: the newest checkpoint ({ckpt_path}) is at step {step}, beyond the {total} "
+                             f"steps the configuration now asks for; give --steps {step} or more")
+        check_state_fits(model, ckpt["model"], f"--resume: checkpoint '{ckpt_path / 'model.safetensors'}'", cfg.model)
         model.load_state_dict(ckpt["model"])
+        _check_resume_optimizer(model, ckpt, ckpt_path, plans, step)
+        if scaler is not None and "scaler" in ckpt["state"]:
+            scaler.load_state_dict(ckpt["state"]["scaler"])
         _say(ctx, f"resuming from {ckpt_path} (step {step} of {total})")
+    cfg.imports = plugin_modules(cfg)
 
+    # ---- from here on the run folder is written
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        cfg_file = run_dir / "config.json"
-        if cfg_file.is_file() and resume:
-            old = json.loads(cfg_file.read_text())
-            if old != config_to_dict(cfg):
-                changed = sorted(k for k in set(old) | set(config_to_dict(cfg)) if old.get(k) != config_to_dict(cfg).get(k))
-                _say(ctx, f"warning: the configuration differs from the one the run started with ({', '.join(changed)})")
-        cfg_file.write_text(json.dumps(config_to_dict(cfg), indent=2) + "\n")
+        new_cfg = config_to_dict(cfg)
+        if old_cfg is not None and old_cfg != new_cfg:
+            changed = sorted(k for k in set(old_cfg) | set(new_cfg) if old_cfg.get(k) != new_cfg.get(k))
+            _say(ctx, f"warning: the configuration differs from the one the run started with ({', '.join(changed)})")
+        cfg_file.write_text(json.dumps(new_cfg, indent=2) + "\n")
         (run_dir / "run.json").write_text(json.dumps({
             "model": cfg.model, "preset": cfg.preset, "python": platform.python_version(), "torch": torch.__version__,
             "device": str(device), "world_size": ctx.world_size, "threads": torch.get_num_threads(),
             "pairs": len(dataset), "steps_per_epoch": sampler.steps_per_epoch, "total_steps": total,
             "stages": [{"name": p.stage.name, "start": p.start, "end": p.end} for p in plans],
-            "labels": dataset.labels.describe(),
+            "labels": dataset.labels.describe(), "init_from": init_desc,
         }, indent=2) + "\n")
     log = _JsonlLog(run_dir / "log.jsonl", ctx.is_main, step if ckpt is not None else None)
 
@@ -400,9 +520,6 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, interr
         persistent_workers=int(cfg.data.workers) > 0, generator=torch.Generator().manual_seed(cfg.seed),
     )
     stream = _batches(loader, sampler, step)
-    amp_dtype, scaler = _amp_setup(cfg, device)
-    if ckpt is not None and scaler is not None and "scaler" in ckpt["state"]:
-        scaler.load_state_dict(ckpt["state"]["scaler"])
 
     bar = None
     if progress and ctx.is_main:
@@ -508,7 +625,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, interr
                     save_checkpoint(
                         run_dir, step, model, optimizer,
                         {"stage_index": plan.index, "stage": stage.name, "total_steps": total,
-                         "config_model": cfg.model},
+                         "config_model": cfg.model, "init_from": init_desc},
                         scaler=scaler, keep=cfg.keep_checkpoints, pinned=at_end,
                     )
                 if interrupt_at is not None and step >= interrupt_at:
@@ -530,8 +647,9 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, interr
 
         model.eval()
         weights = save_weights(model, run_dir / f"{cfg.model}.safetensors",
-                               metadata={"model": cfg.model, "steps": str(step), "preset": cfg.preset})
-        card = _card(cfg, weights, step, model, last_val, time.time() - t_start)
+                               metadata={"model": cfg.model, "steps": str(step), "preset": cfg.preset,
+                                         **({"init_from": init_desc} if init_desc else {})})
+        card = _card(cfg, weights, step, model, last_val, time.time() - t_start, init_desc)
         card_path = run_dir / f"{cfg.model}.json"
         card_path.write_text(json.dumps(card.to_dict(), indent=2) + "\n")
         _say(ctx, f"done: {step} steps in {(time.time() - t_start) / 60:.1f} min; weights {weights}")
@@ -546,4 +664,8 @@ def load_run_config(run_dir: str | os.PathLike) -> TrainConfig:
     p = Path(run_dir) / "config.json"
     if not p.is_file():
         raise FileNotFoundError(f"'{p}': no run configuration (was the run started with ivfuse train?)")
-    return config_from_dict(json.loads(p.read_text()))
+    try:
+        return config_from_dict(_read_json(p, "--resume"))
+    except ValueError as exc:
+        msg = _one_line(exc)
+        raise type(exc)(msg if str(p) in msg else f"--resume: '{p}': {msg}") from exc

@@ -22,7 +22,10 @@ Lookup: an exact model name wins, then the longest matching pattern; models no r
 :func:`default_recipe` (SSIM + intensity-to-max + gradient-to-max, one stage, all parameters).
 
 The paper models' recipes live in ``recipe_pomai.py``, ``recipe_fusionnet.py`` and
-``recipe_fgfusion.py`` next to this file; they are imported on first lookup when present.
+``recipe_fgfusion.py`` next to this file; they are imported on first lookup when present, and by
+:func:`ensure_registered`, which every run (new or resumed) calls before it builds anything: a run
+resumed from its saved ``config.json`` never looks its recipe up, yet needs the losses the recipe
+modules register.
 """
 
 from __future__ import annotations
@@ -41,9 +44,11 @@ __all__ = [
     "RecipeEntry",
     "base_config",
     "default_recipe",
+    "ensure_registered",
     "get_recipe",
     "list_recipes",
     "make_config",
+    "plugin_modules",
     "register_recipe",
 ]
 
@@ -98,6 +103,65 @@ def _load_builtin() -> None:
         except ModuleNotFoundError as exc:  # that recipe is not written yet
             if exc.name != f"{__package__}.{name}":
                 raise
+
+
+def _loss_specs(cfg: TrainConfig) -> list[tuple[str, LossSpec]]:
+    specs = [("loss", cfg.loss)]
+    specs += [(f"stages.{i}.loss", st.loss) for i, st in enumerate(cfg.stages) if st.loss is not None]
+    return specs
+
+
+def ensure_registered(cfg: TrainConfig, check_model: bool = True) -> None:
+    """Make every model and loss ``cfg`` names known, or raise a one-line ``ValueError``.
+
+    Imports the built-in recipe modules (they register the paper losses) and, when a name is
+    still unknown, the modules listed in ``cfg.imports`` (where plug-in models and losses register
+    themselves). Then checks that ``cfg.model`` is registered and that every loss builds with its
+    kwargs. Nothing is written.
+    """
+    from ..losses import build_loss, list_losses
+    from ..models import list_models
+
+    _load_builtin()
+
+    def missing() -> list[str]:
+        known = not check_model or not cfg.model or cfg.model in list_models()
+        out = [] if known else [f"model '{cfg.model}'"]
+        return out + [f"loss '{spec.name}'" for _, spec in _loss_specs(cfg) if spec.name not in list_losses()]
+
+    if missing():
+        for name in cfg.imports:
+            try:
+                importlib.import_module(name)
+            except ImportError as exc:
+                raise ValueError(f"setting 'imports': cannot import module '{name}' ({exc})") from exc
+    if check_model and cfg.model and cfg.model not in list_models():
+        from ..models import get_model_entry
+
+        get_model_entry(cfg.model)  # raises with the registered names and a hint
+    for where, spec in _loss_specs(cfg):
+        if spec.name not in list_losses():
+            hint = f" (modules imported: {', '.join(cfg.imports)})" if cfg.imports else ""
+            raise ValueError(
+                f"setting '{where}.name': unknown loss '{spec.name}'{hint}; registered: {', '.join(list_losses())}"
+            )
+        build_loss(spec)  # bad kwargs fail here, before any work
+
+
+def plugin_modules(cfg: TrainConfig) -> list[str]:
+    """``cfg.imports`` plus the modules outside ivfuse that define ``cfg``'s model and losses (for ``imports``)."""
+    from ..losses import _LOSSES
+    from ..models import get_model_entry, list_models
+
+    found = list(cfg.imports)
+    owners = [_LOSSES[spec.name] for _, spec in _loss_specs(cfg) if spec.name in _LOSSES]
+    if cfg.model and cfg.model in list_models():
+        owners.append(get_model_entry(cfg.model).fn)
+    for obj in owners:
+        mod = getattr(obj, "__module__", "") or ""
+        if mod and mod != "__main__" and mod.split(".")[0] != "ivfuse" and mod not in found:
+            found.append(mod)
+    return found
 
 
 def list_recipes() -> dict[str, tuple[str, ...]]:
