@@ -358,3 +358,24 @@ def test_loss_spec_of_a_stage_is_checked_too(pair_dir, tmp_path):
     with pytest.raises(ValueError, match=r"stages\.0\.loss\.name.*unknown loss 'nope'"):
         train(cfg, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--model", "nope"], ["--model nope: unknown model", "registered: "]),
+    (["--model", "tiny_cnn", "--preset", "foo"], ["--preset foo", "paper, cpu"]),
+    (["--model", "tiny_cnn", "--config", "none.toml"], ["--config 'none.toml': file not found"]),
+    (["--model", "tiny_cnn", "--config", "bad.toml"], ["--config 'bad.toml': unknown setting 'data.nope'"]),
+    (["--model", "tiny_cnn", "--set", "data.nope=1"], ["--set: unknown setting 'data.nope'"]),
+    (["--model", "tiny_cnn", "--out", "afile"], ["--out 'afile'", "a file is there"]),
+    (["--model", "tiny_cnn", "--batch-size", "0"], ["--batch-size must be at least 1"]),
+    (["--model", "tiny_cnn", "--resume", "--init-from", "fusionnet_cpu"], ["--init-from", "--resume"]),
+])
+def test_cli_errors_are_one_line_in_option_words(extra, words, pair_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("bad.toml").write_text("[data]\nnope = 1\n")
+    Path("afile").write_text("")
+    assert main(["train", "--data", str(pair_dir), "--out", "run", "--steps", "1", "-q", *extra]) == 1
+    line = _error_line(capsys)
+    for w in words:
+        assert w in line, line
+    assert not Path("run").exists()

@@ -96,7 +96,8 @@ def resolve_config(args):
     """The :class:`~ivfuse.train.config.TrainConfig` the options describe (see the module docstring)."""
     from .config import apply_dotted, apply_overrides, load_toml
     from .loop import load_run_config
-    from .recipes import make_config
+    from ..models import list_models
+    from .recipes import get_recipe, make_config
 
     out = Path(args.out)
     init_from = getattr(args, "init_from", None)
@@ -112,11 +113,24 @@ def resolve_config(args):
             if args.resume:
                 raise ValueError(f"--resume: '{out}' holds no run (no config.json); give --model NAME to start one")
             raise ValueError("give --model NAME (see `ivfuse models`)")
+        if args.model not in list_models():
+            hint = [n for n in list_models() if args.model.lower() in n]
+            raise ValueError(f"--model {args.model}: unknown model" + (f" (did you mean {', '.join(hint)}?)" if hint else "")
+                             + f"; registered: {', '.join(list_models())}")
+        presets = get_recipe(args.model).presets
+        if args.preset not in presets:
+            raise ValueError(f"--preset {args.preset}: unknown for model '{args.model}'; choose one of {', '.join(presets)}")
         cfg = make_config(args.model, args.preset)
     if init_from:
         cfg.init_from = init_from
     if args.config:
-        cfg = apply_overrides(cfg, load_toml(args.config))
+        if not Path(args.config).is_file():
+            raise FileNotFoundError(f"--config '{args.config}': file not found")
+        try:
+            cfg = apply_overrides(cfg, load_toml(args.config))
+        except ValueError as exc:
+            msg = " ".join(str(exc).split())
+            raise type(exc)(msg if args.config in msg else f"--config '{args.config}': {msg}") from exc
     if args.data:
         cfg.data.path, cfg.data.ir_dir, cfg.data.vis_dir = args.data, "", ""
     if args.ir or args.vis:
@@ -146,7 +160,10 @@ def resolve_config(args):
         if getattr(args, opt) is not None:
             setattr(cfg, key, getattr(args, opt))
     if args.set:
-        cfg = apply_dotted(cfg, args.set)
+        try:
+            cfg = apply_dotted(cfg, args.set)
+        except ValueError as exc:
+            raise type(exc)(f"--set: {' '.join(str(exc).split())}") from exc
     # absolute paths, so that `--resume` works from any working directory
     for obj, key in ((cfg.data, "path"), (cfg.data, "ir_dir"), (cfg.data, "vis_dir"), (cfg, "val_path")):
         if getattr(obj, key):

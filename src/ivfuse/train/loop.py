@@ -432,6 +432,8 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, interr
     # ---- Everything is checked before anything is written: a run that cannot start (or resume)
     # leaves the run folder exactly as it was.
     ensure_registered(cfg, check_model=model is None)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"--out '{run_dir}': a file is there, not a run folder")
     ckpt_path = latest_checkpoint(run_dir) if resume else None
     if not resume and ((run_dir / "checkpoints").is_dir() or (run_dir / "log.jsonl").is_file()):
         raise RunExistsError(f"'{run_dir}' already holds a run; pass --resume to continue it or choose another --out")
