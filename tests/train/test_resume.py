@@ -79,6 +79,8 @@ def fresh_registries():
         recipes_mod._RECIPES.update(saved_recipes)
         recipes_mod._loaded = saved_loaded
         sys.modules.update(saved_modules)
+        for n, mod in saved_modules.items():  # `import ivfuse.train.recipe_x as m` reads the package attribute
+            setattr(sys.modules["ivfuse.train"], n.rsplit(".", 1)[1], mod)
 
 
 def _args(model, preset, data, out, *extra):
