@@ -35,9 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ._files import atomic_write
 from .evaluation import (
     MethodScores,
-    _atomic_text,
     comparison_table,
     find_fused,
     json_safe,
@@ -262,10 +262,10 @@ def bar_charts(table: dict, out: Path, title: str) -> Path | None:
     fig.suptitle(title)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.part.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, out)
+    try:
+        atomic_write(out, lambda fh: fig.savefig(fh, format="png", dpi=90))
+    finally:
+        plt.close(fig)
     return out
 
 
@@ -580,9 +580,9 @@ def run_bench(
                 log(f"[speed] {model}: {exc}")
         summary["speed"] = rows
         sp = speed_markdown(rows, 480, 640, threads)
-        _atomic_text(out / "speed.md", sp)
-        _atomic_text(out / "speed.json", json.dumps(rows, indent=2) + "\n")
-        _atomic_text(out / "speed.csv", "model,params,gflops,latency_s,peak_mb,peak_over_idle_mb\n" + "".join(
+        atomic_write(out / "speed.md", sp)
+        atomic_write(out / "speed.json", json.dumps(rows, indent=2) + "\n")
+        atomic_write(out / "speed.csv", "model,params,gflops,latency_s,peak_mb,peak_over_idle_mb\n" + "".join(
             f"{r['model']},{r['params']},{r['gflops']:.4f},{r['latency_s']:.4f},{r['peak_mb']:.1f},"
             f"{r['peak_over_idle_mb']:.1f}\n" for r in rows))
         md_parts.append(sp)
@@ -591,7 +591,7 @@ def run_bench(
     if problems:  # near the top, where a reader looks first
         md_parts.insert(1, problems_markdown(problems))
         html_parts.insert(0, _problems_html(problems))
-    _atomic_text(out / "report.md", "\n".join(md_parts))
+    atomic_write(out / "report.md", "\n".join(md_parts))
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>ivfuse benchmark</title><style>"
         "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
@@ -602,6 +602,6 @@ def run_bench(
         "<span class='best'>best</span>, <span class='second'>second best</span>.</p>"
         + "".join(html_parts) + "</body></html>\n"
     )
-    _atomic_text(out / "index.html", page)
-    _atomic_text(out / "report.json", json.dumps(json_safe(summary), indent=2) + "\n")
+    atomic_write(out / "index.html", page)
+    atomic_write(out / "report.json", json.dumps(json_safe(summary), indent=2) + "\n")
     return summary

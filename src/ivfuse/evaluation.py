@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ._files import atomic_write
 from .io import IMAGE_EXTENSIONS, PairPaths
 
 if TYPE_CHECKING:
@@ -739,21 +740,6 @@ def table_latex(table: dict, caption: str | None = None, label: str | None = Non
     return "\n".join(lines) + "\n"
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
-        from .io import _umask_mode
-
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def json_safe(obj):
     """``obj`` with NaN and infinite floats as None (JSON has no NaN), tuples as lists, paths as text."""
     if isinstance(obj, float):
@@ -779,7 +765,7 @@ def write_table(table: dict, out_dir: str | os.PathLike, stem: str = "summary", 
 
     out = Path(out_dir)
     md = out / f"{stem}.md"
-    _atomic_text(md, table_markdown(table, title))
+    atomic_write(md, table_markdown(table, title))
     buf = io.StringIO()
     w = csv.writer(buf)
     _, fewer = table_n(table)
@@ -789,11 +775,11 @@ def write_table(table: dict, out_dir: str | os.PathLike, stem: str = "summary", 
         w.writerow([n, method_n(table, n)] + [f"{table['mean'][n][m]:.6g}" for m in table["metrics"]]
                    + ([f"{table['mean_rank'][n]:.4g}"] if ranked else []) + [table["count"][n][m] for m in fewer])
     cs = out / f"{stem}.csv"
-    _atomic_text(cs, buf.getvalue())
+    atomic_write(cs, buf.getvalue())
     js = out / f"{stem}.json"
-    _atomic_text(js, json.dumps(json_safe(table), indent=2) + "\n")
+    atomic_write(js, json.dumps(json_safe(table), indent=2) + "\n")
     tex = out / f"{stem}.tex"
-    _atomic_text(tex, table_latex(table, caption=title))
+    atomic_write(tex, table_latex(table, caption=title))
     return [md, cs, js, tex]
 
 
@@ -807,5 +793,5 @@ def write_rows_csv(scores: MethodScores, path: str | os.PathLike, metrics: Seque
     for r in scores.rows:
         w.writerow([r["image"]] + [f"{r.get(m, float('nan')):.6g}" for m in metrics])
     p = Path(path)
-    _atomic_text(p, buf.getvalue())
+    atomic_write(p, buf.getvalue())
     return p

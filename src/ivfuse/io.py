@@ -18,7 +18,6 @@ arrays become files.
 from __future__ import annotations
 
 import os
-import secrets
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Union
 import numpy as np
 import torch
 
+from ._files import atomic_write
 from .color import rgb_to_ycbcr, ycbcr_to_rgb
 
 __all__ = [
@@ -294,13 +294,6 @@ def _encode(fh, img: np.ndarray, ext: str, quality: int) -> None:
     Image.fromarray(img).save(fh, format=fmt, **kwargs)
 
 
-def _umask_mode() -> int:
-    """Permissions a newly created file gets normally (mkstemp would leave 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def check_output_format(path: PathLike, bit_depth: int = 8) -> Path:
     """Check that :func:`write_image` can encode this file, before any work is done.
 
@@ -387,25 +380,12 @@ def write_image(path: PathLike, img: np.ndarray, bit_depth: int = 8, quality: in
         raise ValueError(f"'{p}': expected an image of shape (H, W) or (H, W, 3), got {img.shape}")
     data = _quantize(img, bit_depth)
     p.parent.mkdir(parents=True, exist_ok=True)
-    # The temporary name is known before the file exists, so an interruption at any point (SIGINT,
-    # or SIGTERM, which the command line turns into an exception) can remove it.
-    tmp = p.parent / f".{p.name}.{secrets.token_hex(6)}.part"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            _encode(fh, data, ext, quality)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, p)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError) and not isinstance(exc, FileExistsError):
-            raise OSError(exc.errno, f"cannot write the image: {exc.strerror or exc}", str(p)) from exc
-        raise
+        atomic_write(p, lambda fh: _encode(fh, data, ext, quality))
+    except OSError as exc:
+        if isinstance(exc, FileExistsError):
+            raise
+        raise OSError(exc.errno, f"cannot write the image: {exc.strerror or exc}", str(p)) from exc
     return p
 
 

@@ -16,7 +16,6 @@ stem; nothing is ever unpickled and nothing is downloaded.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +23,8 @@ from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
+
+from .._files import atomic_write, sha256_file
 
 __all__ = [
     "WeightCard",
@@ -173,14 +174,6 @@ def get_model_entry(name: str) -> ModelEntry:
     return _REGISTRY[name]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def load_checkpoint(
     model: nn.Module,
     path: str | Path,
@@ -213,7 +206,7 @@ def load_checkpoint(
             f"'{p}': only .safetensors checkpoints are loaded (pickle files can execute code); convert it with "
             "safetensors.torch.save_file(torch.load(f, weights_only=True), 'model.safetensors')"
         )
-    if sha256 and _sha256(p) != sha256:
+    if sha256 and sha256_file(p) != sha256:
         raise ValueError(f"'{p}': sha256 does not match the weight card (file changed or corrupted)")
     try:
         state = load_file(str(p))
@@ -239,26 +232,11 @@ def load_checkpoint(
 
 def save_weights(model: nn.Module, path: str | Path, metadata: Mapping[str, str] | None = None) -> Path:
     """Save a model's state dict as safetensors, atomically."""
-    import os
-    import tempfile
-
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata=dict(metadata or {}))
-        from ..io import _umask_mode
-
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
+    return atomic_write(p, save(state, metadata=dict(metadata or {})))
 
 
 def create_model(

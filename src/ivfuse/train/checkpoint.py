@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._files import atomic_write
+
 __all__ = [
     "latest_checkpoint",
     "list_checkpoints",
@@ -38,19 +40,6 @@ __all__ = [
 ]
 
 _FORMAT = 1
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _json_safe(x: Any) -> Any:
@@ -214,7 +203,7 @@ def save_checkpoint(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _atomic_write_text(root / "latest", name + "\n")
+    atomic_write(root / "latest", name + "\n")
     if keep > 0:
         unpinned = [p for p in list_checkpoints(run_dir) if p != final and not _is_pinned(p)]
         for old in unpinned[: max(0, len(unpinned) - (keep - 1))]:

@@ -16,6 +16,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from .._files import sha256_file
+
 __all__ = ["InitSource", "check_state_fits", "load_init_weights", "read_safetensors", "resolve_init_source"]
 
 _PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle", ".tar")
@@ -43,12 +45,6 @@ class InitSource:
         return f"{what}, sha256 {self.sha256[:12]})"
 
 
-def _sha256(path: Path) -> str:
-    from ..models.registry import _sha256 as digest
-
-    return digest(path)
-
-
 def resolve_init_source(spec: str, option: str = "--init-from") -> InitSource:
     """The :class:`InitSource` of ``spec`` (a registered model with shipped weights, or a .safetensors file).
 
@@ -72,7 +68,7 @@ def resolve_init_source(spec: str, option: str = "--init-from") -> InitSource:
         if p.suffix.lower() != ".safetensors":
             raise ValueError(f"{option} '{spec}': not a .safetensors file")
         p = p.resolve()
-        return InitSource(spec, p, "", _sha256(p))
+        return InitSource(spec, p, "", sha256_file(p))
     if p.suffix or "/" in spec or "\\" in spec:
         raise FileNotFoundError(f"{option} '{spec}': file not found")
     if spec not in list_models():
@@ -86,7 +82,7 @@ def resolve_init_source(spec: str, option: str = "--init-from") -> InitSource:
         why = "it is training-free" if not entry.trainable else "no weights ship for it"
         raise ValueError(f"{option} {spec}: {why}; models with shipped weights: {', '.join(have) or 'none'}")
     path = card.path().resolve()
-    digest = _sha256(path)
+    digest = sha256_file(path)
     if card.sha256 and digest != card.sha256:
         raise ValueError(f"{option} {spec}: '{path}' does not match the sha256 of its weight card (changed or corrupted)")
     return InitSource(spec, path, spec, digest)

@@ -252,7 +252,8 @@ def _check_model(model: nn.Module, cfg: TrainConfig) -> None:
 def _card(cfg: TrainConfig, weights: Path, steps: int, model: nn.Module, val: dict, seconds: float,
           init_from: str = ""):
     from ..models import WeightCard
-    from ..models.registry import _sha256, count_parameters
+    from .._files import sha256_file
+    from ..models.registry import count_parameters
 
     data = cfg.data.path or f"{cfg.data.ir_dir} + {cfg.data.vis_dir}"
     notes = (
@@ -264,7 +265,7 @@ def _card(cfg: TrainConfig, weights: Path, steps: int, model: nn.Module, val: di
     )
     return WeightCard(
         file=weights.name,
-        sha256=_sha256(weights),
+        sha256=sha256_file(weights),
         training_data=str(data),
         steps=int(steps),
         metrics={k: round(float(v), 6) for k, v in val.items()},
