@@ -29,7 +29,7 @@ Labels, optional per pair, found next to the modality folders (or given explicit
   work as they are).
 
 Pairs without annotations get pseudo-labels from the infrared image (:func:`pseudo_labels`,
-parameters in :class:`ivfuse.train.config.PseudoLabelConfig`).
+parameters in :class:`PseudoLabelConfig`).
 
 Determinism: a sample is addressed as ``dataset[(index, sample_seed)]``; the crop position and
 flips come only from ``sample_seed``. :class:`PairSampler` derives those seeds from
@@ -55,10 +55,12 @@ from torch.utils.data.distributed import DistributedSampler
 from .io import IMAGE_EXTENSIONS, ImageReadError, PairError, PairPaths, find_pairs, load_pair, read_array
 
 __all__ = [
+    "DataConfig",
     "DatasetError",
     "LabelSources",
     "PairSampler",
     "PairedDataset",
+    "PseudoLabelConfig",
     "boxes_to_mask",
     "collate_pairs",
     "crop_boxes",
@@ -74,6 +76,91 @@ __all__ = [
     "rot90_boxes",
     "sample_seed",
 ]
+
+
+# --------------------------------------------------------------------------------------------
+# configuration
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PseudoLabelConfig:
+    """How pseudo-labels are made from the infrared image when a pair has no annotation.
+
+    The infrared image is smoothed with a Gaussian (``sigma`` pixels); a pixel is "warm" when the
+    smoothed value exceeds ``max(mean + k * std, median + min_contrast)`` of the smoothed image.
+    Warm pixels are opened/closed with a ``(2 * dilate + 1)`` square, connected components smaller
+    than ``min_area`` (fraction of the image) are dropped, and at most ``max_regions`` of the
+    largest are kept. The pseudo-mask is the union of the kept components; the pseudo-ROI is the
+    union of their bounding boxes, each grown by ``box_margin`` pixels. See
+    :func:`ivfuse.data.pseudo_labels`.
+
+    Attributes:
+        mode: "auto" (pseudo-labels where a pair has no annotation), "always" (ignore
+            annotations) or "never" (pairs without annotation get all-zero ROI and mask).
+        sigma: Gaussian smoothing in pixels before thresholding.
+        k: standard deviations above the mean for the threshold.
+        min_contrast: the threshold is at least the median plus this (in [0, 1] units), so flat
+            images yield no regions.
+        min_area: smallest kept component, as a fraction of the image area.
+        max_regions: keep at most this many components (the largest).
+        dilate: radius in pixels of the morphological closing (and of the opening that removes
+            specks).
+        box_margin: pixels added on each side of a component's bounding box.
+    """
+
+    mode: str = "auto"
+    sigma: float = 2.0
+    k: float = 1.5
+    min_contrast: float = 0.1
+    min_area: float = 0.0005
+    max_regions: int = 16
+    dilate: int = 1
+    box_margin: int = 2
+
+
+@dataclass
+class DataConfig:
+    """The training set and its augmentation.
+
+    Attributes:
+        path: dataset folder with infrared/visible subfolders (as for ``ivfuse fuse``).
+        ir_dir, vis_dir: explicit modality folders instead of ``path``.
+        boxes: "auto" (look for ``labels/`` YOLO txt, ``Annotations/`` VOC xml or a COCO json in
+            the dataset folder), a folder, a COCO json file, or "" for none.
+        masks: "auto" (look for ``masks/``, ``mask/``, ``Label/``, ``labels/`` PNGs), a folder,
+            or "" for none. Any non-zero mask pixel is foreground.
+        crop: side of the square training crop in pixels (images smaller than that are padded
+            by reflection; the labels by zeros).
+        batch_size: pairs per step *per process* (DDP multiplies it by the world size).
+        hflip, vflip: random horizontal / vertical flips (probability 0.5 each).
+        rot90: random rotation by a multiple of 90 degrees.
+        resize: resample infrared onto the visible grid when sizes differ (otherwise the dataset
+            check fails on such pairs).
+        cache: keep decoded pairs in memory: "auto" (if they fit in ``cache_mb``), "yes", "no".
+            Labels (boxes, bit-packed masks, pseudo-labels) are kept in any case, about H*W/4
+            bytes per pair.
+        cache_mb: memory budget of the "auto" cache.
+        workers: DataLoader worker processes (0: load in the main process).
+        pseudo: how pseudo-labels are made.
+    """
+
+    path: str = ""
+    ir_dir: str = ""
+    vis_dir: str = ""
+    boxes: str = "auto"
+    masks: str = "auto"
+    crop: int = 128
+    batch_size: int = 16
+    hflip: bool = True
+    vflip: bool = False
+    rot90: bool = False
+    resize: bool = False
+    cache: str = "auto"
+    cache_mb: int = 1024
+    workers: int = 0
+    pseudo: PseudoLabelConfig = field(default_factory=PseudoLabelConfig)
+
 
 _MASK_DIRS = ("masks", "mask", "label", "labels", "segmentation_labels", "segmentation", "seg")
 _BOX_DIRS_YOLO = ("labels", "label", "yolo", "labels_yolo")
@@ -290,7 +377,7 @@ def pseudo_labels(ir: np.ndarray | torch.Tensor, cfg: Any = None) -> tuple[np.nd
 
     Args:
         ir: (H, W) infrared in [0, 1] (numpy or tensor; (1, 1, H, W) accepted).
-        cfg: a :class:`ivfuse.train.config.PseudoLabelConfig` (defaults when None).
+        cfg: a :class:`PseudoLabelConfig` (defaults when None).
 
     Returns:
         (mask bool (H, W), boxes float32 (N, 4) ``x0, y0, x1, y1``).
@@ -298,8 +385,6 @@ def pseudo_labels(ir: np.ndarray | torch.Tensor, cfg: Any = None) -> tuple[np.nd
     from scipy import ndimage
 
     if cfg is None:
-        from .train.config import PseudoLabelConfig
-
         cfg = PseudoLabelConfig()
     a = ir.detach().cpu().numpy() if isinstance(ir, torch.Tensor) else np.asarray(ir)
     a = np.squeeze(a).astype(np.float32)
@@ -556,8 +641,8 @@ class PairedDataset(Dataset):
 
     Args:
         root: dataset folder with modality subfolders (or give ``ir_dir`` and ``vis_dir``).
-        config: a :class:`ivfuse.train.config.DataConfig` (crop, flips, labels, pseudo-labels,
-            cache); its ``path``/``ir_dir``/``vis_dir`` are used when ``root`` is None.
+        config: a :class:`DataConfig` (crop, flips, labels, pseudo-labels, cache); its
+            ``path``/``ir_dir``/``vis_dir`` are used when ``root`` is None.
         train: random crops and flips; otherwise whole images, no augmentation.
         ir_dir, vis_dir: explicit modality folders.
         max_pairs: keep only the first pairs (sorted by name).
@@ -577,8 +662,6 @@ class PairedDataset(Dataset):
         max_pairs: int | None = None,
         progress: bool = False,
     ) -> None:
-        from .train.config import DataConfig
-
         self.cfg = config if config is not None else DataConfig()
         self.train = train
         root = root if root is not None else (self.cfg.path or None)

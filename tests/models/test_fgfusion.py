@@ -276,12 +276,16 @@ def test_loss_matches_the_engines_generic_fusion_loss():
     assert torch.allclose(ours, generic, rtol=1e-5)
 
 
-def test_loss_is_registered_with_the_model():
-    """A resumed run builds its loss from config.json without the recipe lookup: the model import must register it."""
+def test_loss_is_registered_by_the_engine():
+    """A resumed run builds its loss from config.json without the recipe lookup: the engine registers it."""
     import subprocess
     import sys
 
-    code = ("from ivfuse.losses import list_losses; assert 'fgfusion' not in list_losses(); "
+    code = ("from ivfuse.losses import list_losses; "
             "from ivfuse.models import get_model_entry; get_model_entry('fgfusion_cpu'); "
+            "assert 'fgfusion' not in list_losses(); "
+            "from ivfuse.train.config import config_from_dict; "
+            "from ivfuse.train.recipes import ensure_registered; "
+            "ensure_registered(config_from_dict({'model': 'fgfusion_cpu', 'loss': {'name': 'fgfusion'}})); "
             "assert 'fgfusion' in list_losses()")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -10,15 +10,14 @@ The foreground extraction branch works at 1/4 resolution: deep features are refi
 block and mixed by self- and cross-attention (eq. 3) into a semantic feature ``S``, which
 predicts a foreground probability map upsampled by 4 (eq. 7) and modulates the fusion features
 through a learned scale and shift (eq. 4-5). The loss (eq. 8-11) lives in
-:mod:`ivfuse.train.recipe_fgfusion`.
+:mod:`ivfuse.train.recipe_fgfusion`, registered as ``"fgfusion"`` when the training engine loads
+its recipes (:func:`ivfuse.train.recipes.ensure_registered`, called by every run, new or resumed).
 
 Where the paper is silent (it gives no widths, depths, normalisations or attention form), the
 choices below are constructor arguments, documented on :class:`FGFusion`.
 """
 
 from __future__ import annotations
-
-import importlib
 
 import torch
 import torch.nn.functional as F
@@ -559,16 +558,3 @@ def fgfusion_cpu(**kwargs) -> FGFusion:
     """FGFusion, small CPU variant (widths 8/24), trained on RoadScene; returns a foreground map."""
     return FGFusion(**{**CPU_CONFIG, **kwargs})
 
-
-def _register_loss() -> None:
-    # The "fgfusion" loss lives with its recipe. A run resumed from its saved config.json does not
-    # go through the recipe lookup (which is what imports recipe modules), so the loss would be
-    # unknown; importing it with the model registers it wherever the model can be built.
-    try:
-        importlib.import_module("ivfuse.train.recipe_fgfusion")
-    except ModuleNotFoundError as exc:  # a stripped-down install without the training engine
-        if not (exc.name or "").startswith("ivfuse.train"):
-            raise
-
-
-_register_loss()
