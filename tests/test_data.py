@@ -286,10 +286,10 @@ def test_same_luminance_as_inference(tmp_path):
 
 def test_pseudo_label_modes(tmp_path):
     root = make_dataset(tmp_path / "d", boxes="voc")
-    auto = PairedDataset(root, _cfg(), train=False)[0]
+    auto = PairedDataset(root, _cfg(masks_from_boxes=False), train=False)[0]
     assert auto["has_boxes"] and not auto["has_mask"]
     assert auto["mask"].sum() > 0  # pseudo-mask from the infrared (the right half is warm)
-    never = PairedDataset(root, _cfg(pseudo=PseudoLabelConfig(mode="never")), train=False)[0]
+    never = PairedDataset(root, _cfg(pseudo=PseudoLabelConfig(mode="never"), masks_from_boxes=False), train=False)[0]
     assert never["mask"].sum() == 0 and never["roi"].sum() == auto["roi"].sum()
     always = PairedDataset(root, _cfg(pseudo=PseudoLabelConfig(mode="always")), train=False)[0]
     assert not always["has_boxes"]
@@ -329,3 +329,17 @@ def test_bad_pairs_reported_together(tmp_path):
     assert "3 of 4" in msg and "001" in msg and "size mismatch" in msg and "002" in msg and "003" in msg
     ok = PairedDataset(root, _cfg(resize=True, masks=""), max_pairs=2)  # --resize fixes 001
     assert len(ok) == 2
+
+
+@pytest.mark.parametrize("fmt", ["yolo", "voc", "coco"])
+def test_boxes_without_mask_files_are_rasterised_into_the_mask(tmp_path, fmt):
+    root = make_dataset(tmp_path / "d", boxes=fmt)
+    full = DataConfig(crop=max(H, W), batch_size=1, hflip=False, vflip=False, rot90=False)
+    item = PairedDataset(root, full, train=False)[0]
+    assert item["has_boxes"] and not item["has_mask"]
+    # The mask is the box (x 10..30, y 6..20), exactly the ROI, not the infrared pseudo-mask.
+    assert torch.equal(item["mask"], item["roi"])
+    assert item["mask"][0, 6:20, 10:30].all() and item["mask"].sum() == 20 * 14
+    pseudo = PairedDataset(root, _cfg(masks_from_boxes=False, crop=max(H, W), hflip=False, vflip=False, rot90=False),
+                           train=False)[0]
+    assert not torch.equal(pseudo["mask"], item["mask"])

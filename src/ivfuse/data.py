@@ -12,7 +12,7 @@ key             shape / type                           meaning
 ``ir``          (B, 1, h, w) float32 in [0, 1]         infrared (gray)
 ``vis``         (B, 1, h, w) float32 in [0, 1]         visible luminance
 ``roi``         (B, 1, h, w) float32 in {0, 1}         union of boxes (annotation, else pseudo-ROI)
-``mask``        (B, 1, h, w) float32 in [0, 1]         foreground (mask PNG, else pseudo-mask)
+``mask``        (B, 1, h, w) float32 in [0, 1]         foreground (mask PNG, else the boxes, else pseudo-mask)
 ``name``        list[str]                              pair names
 ``boxes``       list of (N_i, 4) float32 tensors       x0, y0, x1, y1 in crop pixels, x1/y1 exclusive
 ``has_boxes``   (B,) bool                              ROI from annotations (else pseudo)
@@ -143,6 +143,9 @@ class DataConfig:
         cache_mb: memory budget of the "auto" cache.
         workers: DataLoader worker processes (0: load in the main process).
         pseudo: how pseudo-labels are made.
+        masks_from_boxes: where a pair has boxes but no mask file, its foreground mask is the
+            boxes rasterised (what FGFusion's mask-weighted loss gets on box-annotated sets such as
+            MSRS or M3FD) instead of the infrared pseudo-mask.
     """
 
     path: str = ""
@@ -160,6 +163,7 @@ class DataConfig:
     cache_mb: int = 1024
     workers: int = 0
     pseudo: PseudoLabelConfig = field(default_factory=PseudoLabelConfig)
+    masks_from_boxes: bool = True
 
 
 _MASK_DIRS = ("masks", "mask", "label", "labels", "segmentation_labels", "segmentation", "seg")
@@ -725,12 +729,14 @@ class PairedDataset(Dataset):
         if pcfg.mode != "always":
             mask = read_pair_mask(self.labels, pp.name, w, h)
             has_mask = mask is not None
-        need_pseudo = pcfg.mode == "always" or (pcfg.mode == "auto" and (not has_boxes or not has_mask))
+        if mask is None and has_boxes and self.cfg.masks_from_boxes:
+            mask = boxes_to_mask(boxes, h, w).astype(bool)  # boxes but no mask files (MSRS, M3FD, VOC, COCO)
+        need_pseudo = pcfg.mode == "always" or (pcfg.mode == "auto" and (not has_boxes or mask is None))
         if need_pseudo:
             p_mask, p_boxes = pseudo_labels(ir.numpy(), pcfg)
             if not has_boxes:
                 boxes = p_boxes
-            if not has_mask:
+            if mask is None:
                 mask = p_mask
         if mask is None:
             mask = np.zeros((h, w), dtype=bool)
