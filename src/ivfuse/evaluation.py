@@ -18,7 +18,6 @@ import csv
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,14 +129,14 @@ def check_output_dir(path: str | os.PathLike) -> Path:
     Raises:
         PermissionError: it is a file, lies under a file, or cannot be written to.
     """
+    from .io import check_writable_folder
+
     p = Path(path)
     try:
-        if p.exists() and not p.is_dir():
-            raise NotADirectoryError(20, "it is a file")
+        check_writable_folder(p)
         p.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".ivfuse-write-check.", dir=p)
-        os.close(fd)
-        os.unlink(tmp)
+    except PermissionError:
+        raise
     except OSError as exc:
         raise PermissionError(f"'{p}': output folder is not writable ({exc.strerror or exc})") from None
     return p
