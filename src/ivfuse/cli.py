@@ -290,6 +290,19 @@ def _add_common(p: argparse.ArgumentParser, command: str) -> None:
         p.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
 
 
+#: Modules that add one subcommand each through ``add_parser(subparsers)``; a module that is not part
+#: of this build is left out.
+_COMMAND_MODULES = (
+    "ivfuse.train.cli",
+    "ivfuse.bench_cli",
+    "ivfuse.register_cli",
+    "ivfuse.video_cli",
+    "ivfuse.export_cli",
+    "ivfuse.analysis_cli",
+    "ivfuse.downstream.cli",
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -301,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_models(sub)
     _add_demo(sub)
     _add_eval(sub)
-    for modname in ("ivfuse.train.cli", "ivfuse.bench_cli"):
+    for modname in _COMMAND_MODULES:
         try:
             mod = __import__(modname, fromlist=["add_parser"])
         except ModuleNotFoundError as exc:
