@@ -16,7 +16,7 @@ SHARED = Path(__file__).resolve().parents[3] / "shared"  # tests/models/x.py -> 
 
 
 def tiny(**kw) -> FusionNet:
-    cfg = {"widths": (4, 6, 8), "enc_blocks": (0, 1, 1), "dec_blocks": (1, 1), "attn_kernel": 3}
+    cfg = {"widths": (4, 6, 8), "enc_blocks": (0, 1, 1), "dec_blocks": (1, 1), "attn_kernel": 3, "blend_space": "pixel"}
     cfg.update(kw)
     return FusionNet(**cfg)
 

@@ -22,15 +22,32 @@ every choice the paper leaves open is a constructor argument:
 
       D_S = F_S;  D_s = blocks_s(conv1x1([up(D_{s+1}), F_s]))     (3)
 
-* Pixel-wise alpha blending (Sec. III.C): a head on D_0 predicts a spatially varying alpha map
-  and (choice, ``residual_scale > 0``) a bounded detail residual; the paper does not say whether
-  the blend happens on features or pixels. We blend the source images, so alpha is literally
-  the infrared share of each output pixel, which is what makes it interpretable::
+* Pixel-wise alpha blending (Sec. III.C). The paper's component map puts it between the
+  attention and the decoder (Encoder -> Modality Attention -> Alpha Blending -> Decoder) and says
+  it "combines these weighted features"; that reading, ``blend_space="feature"``, is the default
+  of the paper-size variant. At every scale the attention weights each stream, a pixel-wise
+  alpha map is predicted from the two weighted streams, and their alpha blend is what the
+  decoder receives; the decoder's head writes the fused image::
+
+      W_ir_s = a_s * F_ir_s,  W_vis_s = (1 - a_s) * F_vis_s                    (2')
+      alpha_s = sigmoid(b_s([W_ir_s, W_vis_s]))                               (4')
+      F_s = alpha_s * W_ir_s + (1 - alpha_s) * W_vis_s                          (5')
+      fused = sigmoid(h(D_0))                                                 (6')
+
+  with b_s a 3x3 convolution to one channel; ``alpha`` returned is alpha_0.
+  The other reading, ``blend_space="pixel"`` (the CPU variant's), keeps Eq. (2) and blends the
+  source images after the decoder, so alpha is literally the infrared share of each output
+  pixel: a head on D_0 predicts the alpha map and (``residual_scale > 0``) a bounded detail
+  residual::
 
       alpha = sigmoid(h_a(D_0))                                    (4)
       fused = clamp(alpha * ir + (1 - alpha) * vis + r * tanh(h_r(D_0)), 0, 1)   (5)
 
   With ``residual_scale = 0`` the output is a pure convex blend of the two inputs.
+* Ablation switches (the paper's component ablations): ``attention=False`` drops Eq. (1), the
+  streams enter unweighted (a_s = 1/2 in Eq. (2), W = F in Eq. (2')); ``alpha_blend=False``
+  drops the alpha blend: features are summed (F_s = W_ir_s + W_vis_s) and the decoder's head
+  writes the image, in either blend space.
 
 The target-aware loss (Sec. III.D) lives in :mod:`ivfuse.train.recipe_fusionnet`.
 """
@@ -47,7 +64,7 @@ from ..filters import safe_pad
 from .base import FusionModel, check_inputs
 from .registry import register_model
 
-__all__ = ["AlphaBlending", "EncoderStream", "FusionNet", "ModalityAttention", "ResidualBlock"]
+__all__ = ["AlphaBlending", "EncoderStream", "FeatureAlphaBlending", "FusionNet", "ModalityAttention", "ResidualBlock"]
 
 
 def _act(slope: float) -> nn.Module:
@@ -169,6 +186,28 @@ class AlphaBlending(nn.Module):
         return fused.clamp(0.0, 1.0), alpha
 
 
+class FeatureAlphaBlending(nn.Module):
+    """Pixel-wise alpha blend of the two weighted feature streams at one scale, Eqs. (4')-(5').
+
+    Args:
+        channels: C of each stream.
+
+    Shapes:
+        w_ir, w_vis: (B, C, h, w). Returns the blended features (B, C, h, w) and alpha
+        (B, 1, h, w) in [0, 1] (1 = the infrared stream).
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.score = nn.Conv2d(2 * channels, 1, 3, padding=1)
+        nn.init.normal_(self.score.weight, std=1e-2)  # start near alpha = 0.5
+        nn.init.zeros_(self.score.bias)
+
+    def forward(self, w_ir: torch.Tensor, w_vis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        alpha = torch.sigmoid(self.score(torch.cat((w_ir, w_vis), dim=1)))  # Eq. (4')
+        return w_vis + alpha * (w_ir - w_vis), alpha  # Eq. (5')
+
+
 class FusionNet(FusionModel):
     """Two-stream encoder, modality attention per scale, multi-scale decoder, alpha blending.
 
@@ -181,10 +220,15 @@ class FusionNet(FusionModel):
         share_encoder: one set of encoder weights for both modalities (default: separate streams).
         slope: LeakyReLU negative slope.
         separable: depthwise-separable residual blocks (the CPU variant's choice).
+        blend_space: "feature" (alpha blend of the weighted features before the decoder, the
+            component map's order) or "pixel" (alpha blend of the source images after it).
+        attention: use the modality attention (False: the ablation without it).
+        alpha_blend: use the alpha blending (False: the ablation without it).
 
     Inputs are (B, 1, H, W) in [0, 1], any H, W >= 1 (padded internally by reflection to a
     multiple of ``pad_multiple`` and cropped back). ``return_maps=True`` adds
-    ``{"attention": a_0, "alpha": alpha}``, both (B, 1, H, W) in [0, 1], 1 meaning infrared.
+    ``{"attention": a_0, "alpha": alpha}``, both (B, 1, H, W) in [0, 1], 1 meaning infrared
+    (each only when its module is on).
     """
 
     def __init__(
@@ -197,8 +241,14 @@ class FusionNet(FusionModel):
         share_encoder: bool = False,
         slope: float = 0.1,
         separable: bool = False,
+        blend_space: str = "feature",
+        attention: bool = True,
+        alpha_blend: bool = True,
     ) -> None:
         super().__init__()
+        if blend_space not in ("feature", "pixel"):
+            raise ValueError(f"blend_space must be 'feature' or 'pixel', got {blend_space!r}")
+        self.blend_space, self.use_attention, self.use_alpha = blend_space, bool(attention), bool(alpha_blend)
         widths, enc_blocks, dec_blocks = tuple(widths), tuple(enc_blocks), tuple(dec_blocks)
         if len(widths) < 1:
             raise ValueError("widths must name at least one scale")
@@ -208,13 +258,19 @@ class FusionNet(FusionModel):
         self.pad_multiple = 2 ** (len(widths) - 1)
         self.enc_ir = EncoderStream(widths, enc_blocks, slope, separable)
         self.enc_vis = self.enc_ir if share_encoder else EncoderStream(widths, enc_blocks, slope, separable)
-        self.attention = nn.ModuleList(ModalityAttention(c, attn_kernel, slope=slope) for c in widths)
+        if self.use_attention:
+            self.attention = nn.ModuleList(ModalityAttention(c, attn_kernel, slope=slope) for c in widths)
         self.merge = nn.ModuleList(nn.Conv2d(widths[s + 1] + widths[s], widths[s], 1) for s in range(len(widths) - 1))
         self.decoder = nn.ModuleList(
             nn.Sequential(*[ResidualBlock(widths[s], slope, separable) for _ in range(dec_blocks[s])])
             for s in range(len(widths) - 1)
         )
-        self.blend = AlphaBlending(widths[0], residual_scale)
+        if blend_space == "pixel" and self.use_alpha:
+            self.blend = AlphaBlending(widths[0], residual_scale)
+        else:  # the decoder writes the image (Eq. 6')
+            if blend_space == "feature" and self.use_alpha:
+                self.feature_blend = nn.ModuleList(FeatureAlphaBlending(c) for c in widths)
+            self.head = nn.Conv2d(widths[0], 1, 3, padding=1)
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
         m = self.pad_multiple
@@ -241,31 +297,55 @@ class FusionNet(FusionModel):
         h, w = ir.shape[-2:]
         ir_p, vis_p = self._pad(ir), self._pad(vis)
         feats_ir, feats_vis = self.enc_ir(ir_p), self.enc_vis(vis_p)
-        fused_feats, attn = [], []
-        for mod, f_ir, f_vis in zip(self.attention, feats_ir, feats_vis):
-            f, a = mod(f_ir, f_vis)  # Eqs. (1)-(2)
-            fused_feats.append(f)
-            attn.append(a)
+        fused_feats, maps = self._combine(feats_ir, feats_vis)
         d = fused_feats[-1]
         for s in range(len(self.widths) - 2, -1, -1):  # Eq. (3), coarse to fine
             up = F.interpolate(d, size=fused_feats[s].shape[-2:], mode="bilinear", align_corners=False)
             d = self.decoder[s](self.merge[s](torch.cat((up, fused_feats[s]), dim=1)))
-        fused, alpha = self.blend(d, ir_p, vis_p)  # Eqs. (4)-(5)
+        if hasattr(self, "blend"):
+            fused, maps["alpha"] = self.blend(d, ir_p, vis_p)  # Eqs. (4)-(5)
+        else:
+            fused = torch.sigmoid(self.head(d))  # Eq. (6')
         fused = fused[..., :h, :w]
         if not return_maps:
             return fused
-        return fused, {"attention": attn[0][..., :h, :w], "alpha": alpha[..., :h, :w]}
+        return fused, {k: v[..., :h, :w] for k, v in maps.items()}
+
+    def _combine(self, feats_ir, feats_vis) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+        """The per-scale features the decoder receives, and the full-resolution maps."""
+        out, maps = [], {}
+        for s, (f_ir, f_vis) in enumerate(zip(feats_ir, feats_vis)):
+            if self.use_attention and self.blend_space == "pixel":
+                f, a = self.attention[s](f_ir, f_vis)  # Eqs. (1)-(2)
+            elif self.use_attention:
+                _, a = self.attention[s](f_ir, f_vis)  # Eq. (1)
+                f_ir, f_vis = a * f_ir, (1 - a) * f_vis  # Eq. (2')
+            else:
+                a = None
+                f = 0.5 * (f_ir + f_vis) if self.blend_space == "pixel" else None
+            if self.blend_space == "feature":
+                if self.use_alpha:
+                    f, alpha = self.feature_blend[s](f_ir, f_vis)  # Eqs. (4')-(5')
+                    if s == 0:
+                        maps["alpha"] = alpha
+                else:
+                    f = f_ir + f_vis
+            if a is not None and s == 0:
+                maps["attention"] = a
+            out.append(f)
+        return out, maps
 
 
 @register_model(name="fusionnet")
 def fusionnet(**kwargs) -> FusionNet:
-    """FusionNet (Sun et al. 2025), paper-size variant: widths 32/64/128, 1.95 M parameters, 170 GFLOPs at 640x480."""
+    """FusionNet (Sun et al. 2025), paper-size variant: widths 32/64/128, alpha blend of the features."""
     return FusionNet(**kwargs)
 
 
 @register_model(name="fusionnet_cpu")
 def fusionnet_cpu(**kwargs) -> FusionNet:
-    """FusionNet, CPU variant: widths 8/16/24/32, 0.12 M parameters, 5.5 GFLOPs, 0.10 s per 640x480 pair on 2 cores."""
-    cfg = {"widths": (8, 16, 24, 32), "enc_blocks": (0, 1, 1, 1), "dec_blocks": (0, 1, 1), "attn_kernel": 5}
+    """FusionNet, CPU variant: widths 8/16/24/32, pixel-space alpha blend, 0.12 M parameters, 0.10 s a 640x480 pair."""
+    cfg = {"widths": (8, 16, 24, 32), "enc_blocks": (0, 1, 1, 1), "dec_blocks": (0, 1, 1), "attn_kernel": 5,
+           "blend_space": "pixel"}
     cfg.update(kwargs)
     return FusionNet(**cfg)
