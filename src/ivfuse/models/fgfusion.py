@@ -177,28 +177,41 @@ class Backbone(nn.Module):
 class CouplingLayer(nn.Module):
     """Cross-modal invertible coupling layer, eq. (2).
 
-    ``vi' = vi + R1(ir)``; ``ir' = ir * sigmoid(R2(vi')) + R3(vi')``, with R1-R3 residual blocks.
-    The paper writes the second line with ``vi``; using the updated ``vi'`` is what makes the layer
-    a bijection (see :meth:`inverse`), as in the INN of Ardizzone et al. that it cites.
+    Two readings of the second line, chosen by ``form``:
+
+    - ``"invertible"``: ``vi' = vi + R1(ir)``; ``ir' = ir * sigmoid(R2(vi')) + R3(vi')``. Using the
+      updated ``vi'`` is what makes the layer a bijection (see :meth:`inverse`), as in the INN of
+      Ardizzone et al. that the paper cites.
+    - ``"literal"``: eq. (2) as printed, ``ReB(I_vi^s)`` (the input ``vi``) in both terms of the
+      second line: ``ir' = ir * sigmoid(R2(vi)) + R3(vi)``. No closed-form inverse.
+
+    R1-R3 are residual blocks; both forms have the same parameters, so weights carry over.
 
     Args:
         channels: C of each modality's features.
         norm: normalisation inside the residual blocks.
+        form: "invertible" or "literal".
     """
 
-    def __init__(self, channels: int, norm: str = "none") -> None:
+    def __init__(self, channels: int, norm: str = "none", form: str = "invertible") -> None:
         super().__init__()
+        if form not in ("invertible", "literal"):
+            raise ValueError(f"coupling form must be 'invertible' or 'literal', got {form!r}")
+        self.form = form
         self.shift_vi = ResidualBlock(channels, norm)
         self.scale_ir = ResidualBlock(channels, norm)
         self.shift_ir = ResidualBlock(channels, norm)
 
     def forward(self, ir: torch.Tensor, vi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        vi = vi + self.shift_vi(ir)  # eq. (2), first line
-        ir = ir * torch.sigmoid(self.scale_ir(vi)) + self.shift_ir(vi)  # eq. (2), second line
-        return ir, vi
+        vi_new = vi + self.shift_vi(ir)  # eq. (2), first line
+        cond = vi_new if self.form == "invertible" else vi
+        ir = ir * torch.sigmoid(self.scale_ir(cond)) + self.shift_ir(cond)  # eq. (2), second line
+        return ir, vi_new
 
     def inverse(self, ir: torch.Tensor, vi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Recover the inputs from the outputs of :meth:`forward`."""
+        """Recover the inputs from the outputs of :meth:`forward` (the invertible form only)."""
+        if self.form != "invertible":
+            raise ValueError("the literal form of eq. (2) has no closed-form inverse; use form='invertible'")
         ir = (ir - self.shift_ir(vi)) / torch.sigmoid(self.scale_ir(vi))
         vi = vi - self.shift_vi(ir)
         return ir, vi
@@ -216,13 +229,15 @@ class DenseReconstruction(nn.Module):
         layers: number of coupling layers.
         norm: normalisation inside the residual blocks.
         interaction: use the invertible coupling layers (True) or a dense block (False).
+        coupling: the coupling layers' reading of eq. (2), "invertible" or "literal".
     """
 
-    def __init__(self, channels: int, layers: int = 2, norm: str = "none", interaction: bool = True) -> None:
+    def __init__(self, channels: int, layers: int = 2, norm: str = "none", interaction: bool = True,
+                 coupling: str = "invertible") -> None:
         super().__init__()
         self.interaction = interaction
         if interaction:
-            self.couplings = nn.ModuleList(CouplingLayer(channels, norm) for _ in range(layers))
+            self.couplings = nn.ModuleList(CouplingLayer(channels, norm, coupling) for _ in range(layers))
             self.merge = nn.Conv2d(2 * channels, channels, 3, padding=1)
         else:
             self.dense = DenseBlock(2 * channels, channels, growth=channels, layers=max(layers, 1))
@@ -467,6 +482,8 @@ class FGFusion(FusionModel):
             SEM, SIM or head; the fusion features go straight to the RFM).
         interaction: keep the INN and attention (False = Table 5 "w/o FE": both replaced by
             dense connections).
+        coupling: eq. (2)'s reading in the coupling layers: "invertible" (the CPU variant's) or
+            "literal" (as printed; the paper variant's default). See :class:`CouplingLayer`.
     """
 
     pad_multiple = 4
@@ -491,12 +508,13 @@ class FGFusion(FusionModel):
         deep_from_shallow: bool = True,
         extraction: bool = True,
         interaction: bool = True,
+        coupling: str = "invertible",
     ) -> None:
         super().__init__()
         self.extraction, self.interaction = extraction, interaction
         self.backbone = Backbone(dim, deep_dim, shallow_blocks, deep_blocks, norm, deep_from_shallow,
                                  with_deep=extraction)
-        self.drm = DenseReconstruction(dim, inn_layers, norm, interaction)
+        self.drm = DenseReconstruction(dim, inn_layers, norm, interaction, coupling)
         if extraction:
             self.sem = SemanticExtraction(deep_dim, heads, attention, attention_pool, dense_layers, growth, interaction)
             self.sim = SemanticInjection(dim, deep_dim, injection_hidden or deep_dim // 2, injection_norm)
@@ -542,7 +560,7 @@ class FGFusion(FusionModel):
 # Sizes the paper does not give. "paper": ResNet-like widths for 256x256 crops on a GPU.
 # "cpu": fuses a 640x480 pair well under a second on two cores, weights well under 1 MB.
 PAPER_CONFIG = {"dim": 32, "deep_dim": 128, "shallow_blocks": 2, "deep_blocks": 2, "inn_layers": 3, "heads": 4,
-                "attention_pool": 16, "dense_layers": 3, "growth": 32, "fidelity_blocks": 2}
+                "attention_pool": 16, "dense_layers": 3, "growth": 32, "fidelity_blocks": 2, "coupling": "literal"}
 CPU_CONFIG = {"dim": 8, "deep_dim": 24, "shallow_blocks": 1, "deep_blocks": 1, "inn_layers": 2, "heads": 2,
               "attention_pool": 8, "dense_layers": 2, "growth": 8, "fidelity_blocks": 1}
 
