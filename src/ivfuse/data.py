@@ -126,6 +126,8 @@ class DataConfig:
     Attributes:
         path: dataset folder with infrared/visible subfolders (as for ``ivfuse fuse``).
         ir_dir, vis_dir: explicit modality folders instead of ``path``.
+        more: further dataset folders trained on together with ``path`` (each found, labelled
+            and checked as ``path`` is; the pairs are concatenated, see :func:`training_pairs`).
         boxes: "auto" (look for ``labels/`` YOLO txt, ``Annotations/`` VOC xml or a COCO json in
             the dataset folder), a folder, a COCO json file, or "" for none.
         masks: "auto" (look for ``masks/``, ``mask/``, ``Label/``, ``labels/`` PNGs), a folder,
@@ -151,6 +153,7 @@ class DataConfig:
     path: str = ""
     ir_dir: str = ""
     vis_dir: str = ""
+    more: list = field(default_factory=list)
     boxes: str = "auto"
     masks: str = "auto"
     crop: int = 128
@@ -860,6 +863,82 @@ class PairedDataset(Dataset):
             ir, vis, roi, mask = (torch.rot90(t, k, dims=(-2, -1)) for t in (ir, vis, roi, mask))
             boxes = rot90_boxes(boxes, c, c, k)
         return ir, vis, roi, mask, boxes
+
+
+class ConcatPairs(Dataset):
+    """Several :class:`PairedDataset` folders as one training set (``--data A --data B``).
+
+    Index ``i`` runs through the first folder's pairs, then the second's, ...; a sample's name is
+    prefixed with its folder's name (``msrs/00012N``) so names stay unique. Each folder keeps its
+    own label sources (one may have boxes, another masks or none).
+    """
+
+    def __init__(self, parts: Sequence[PairedDataset]) -> None:
+        if not parts:
+            raise DatasetError("no training data")
+        self.parts = list(parts)
+        self.train = self.parts[0].train
+        self._starts = np.cumsum([0] + [len(p) for p in self.parts])
+        self.sizes = [s for p in self.parts for s in p.sizes]
+        self.labels = _JoinedLabels([p.labels for p in self.parts])
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def _locate(self, i: int) -> tuple[int, int]:
+        if not 0 <= i < len(self):
+            raise IndexError(f"pair index {i} outside [0, {len(self)})")
+        k = int(np.searchsorted(self._starts, i, side="right") - 1)
+        return k, i - int(self._starts[k])
+
+    def _prefix(self, k: int) -> str:
+        return self.parts[k].scan.ir_dir.parent.name
+
+    def names(self) -> list[str]:
+        return [f"{self._prefix(k)}/{n}" for k, p in enumerate(self.parts) for n in p.names()]
+
+    def summary(self) -> str:
+        return f"{len(self)} pairs from {len(self.parts)} folders: " + "; ".join(p.summary() for p in self.parts)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        i, seed = (int(key[0]), int(key[1])) if isinstance(key, tuple) else (int(key), None)
+        k, j = self._locate(i)
+        item = self.parts[k][(j, seed) if seed is not None else j]
+        item["name"] = f"{self._prefix(k)}/{item['name']}"
+        return item
+
+
+class _JoinedLabels:
+    """What :meth:`describe` of several folders' label sources says."""
+
+    def __init__(self, sources) -> None:
+        self.sources = list(sources)
+
+    def describe(self) -> str:
+        return "; ".join(src.describe() for src in self.sources)
+
+
+def training_pairs(config: DataConfig, train: bool = True, progress: bool = False) -> PairedDataset | ConcatPairs:
+    """The training set a :class:`DataConfig` names: ``path`` (or ``ir_dir``/``vis_dir``) and every ``more`` folder.
+
+    Every folder is checked before anything is returned; the problems of all of them are reported
+    together in one :class:`DatasetError`.
+    """
+    first = None
+    problems: list[str] = []
+    try:
+        first = PairedDataset(config=config, train=train, progress=progress)
+    except DatasetError as exc:
+        problems.append(str(exc))
+    parts = [first]
+    for folder in config.more:
+        try:
+            parts.append(PairedDataset(folder, config, train=train, progress=progress))
+        except DatasetError as exc:
+            problems.append(str(exc) if str(folder) in str(exc) else f"'{folder}': {exc}")
+    if problems:
+        raise DatasetError("\n".join(problems))
+    return first if len(parts) == 1 else ConcatPairs(parts)
 
 
 def _pad_reflect(img: torch.Tensor, height: int, width: int) -> torch.Tensor:

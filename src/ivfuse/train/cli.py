@@ -30,7 +30,8 @@ def add_parser(subparsers) -> None:
         "where the model's recipe uses them). See docs/training.md.",
     )
     p.add_argument("--model", help="registered trainable model (see `ivfuse models`)")
-    p.add_argument("--data", help="dataset folder with ir/vi (or Inf/Vis, ...) subfolders")
+    p.add_argument("--data", action="append", metavar="DIR",
+                   help="dataset folder with ir/vi (or Inf/Vis, ...) subfolders; repeat to train on several")
     p.add_argument("--ir", help="infrared folder (with --vis, instead of --data)")
     p.add_argument("--vis", help="visible folder (with --ir, instead of --data)")
     p.add_argument("--preset", default="cpu", help="recipe preset: cpu (default, two CPU cores) or paper")
@@ -132,11 +133,12 @@ def resolve_config(args):
             msg = " ".join(str(exc).split())
             raise type(exc)(msg if args.config in msg else f"--config '{args.config}': {msg}") from exc
     if args.data:
-        cfg.data.path, cfg.data.ir_dir, cfg.data.vis_dir = args.data, "", ""
+        cfg.data.path, cfg.data.ir_dir, cfg.data.vis_dir = args.data[0], "", ""
+        cfg.data.more = list(args.data[1:])
     if args.ir or args.vis:
         if not (args.ir and args.vis):
             raise ValueError("--ir and --vis go together")
-        cfg.data.path, cfg.data.ir_dir, cfg.data.vis_dir = "", args.ir, args.vis
+        cfg.data.path, cfg.data.ir_dir, cfg.data.vis_dir, cfg.data.more = "", args.ir, args.vis, []
     if args.steps is not None:
         cfg = scale_to_steps(cfg, args.steps)
     for opt, key in (("batch_size", "batch_size"), ("crop", "crop"), ("workers", "workers")):
@@ -168,9 +170,13 @@ def resolve_config(args):
     for obj, key in ((cfg.data, "path"), (cfg.data, "ir_dir"), (cfg.data, "vis_dir"), (cfg, "val_path")):
         if getattr(obj, key):
             setattr(obj, key, str(Path(getattr(obj, key)).expanduser().resolve()))
+    cfg.data.more = [str(Path(m).expanduser().resolve()) for m in cfg.data.more]
     for key in ("boxes", "masks"):
         val = getattr(cfg.data, key)
         if val and val != "auto":
+            if cfg.data.more:
+                raise ValueError(f"--{key} {val}: with several --data folders each one's labels are found in it "
+                                 f"(leave --{key} at auto, or give none)")
             setattr(cfg.data, key, str(Path(val).expanduser().resolve()))
     if cfg.init_from and Path(cfg.init_from).expanduser().exists():  # a file (a model name stays a name)
         cfg.init_from = str(Path(cfg.init_from).expanduser().resolve())
@@ -180,7 +186,7 @@ def resolve_config(args):
 
 
 def _check(cfg) -> int:
-    from ..data import PairedDataset, PairSampler
+    from ..data import PairSampler, training_pairs
     from ..models import count_parameters, get_model_entry
     from .loop import _check_model, build_model
     from .recipes import ensure_registered
@@ -189,7 +195,7 @@ def _check(cfg) -> int:
     ensure_registered(cfg)
     if not get_model_entry(cfg.model).trainable:
         raise ValueError(f"--model {cfg.model}: the method is training-free; pick a trainable model (see `ivfuse models`)")
-    ds = PairedDataset(config=cfg.data, train=True, progress=True)
+    ds = training_pairs(cfg.data, train=True, progress=True)
     print(f"data: {ds.summary()}")
     model = build_model(cfg, cfg.init_from or None)
     if cfg.init_from:

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import DatasetError, PairedDataset, PairSampler, collate_pairs
+from ..data import DatasetError, PairedDataset, PairSampler, collate_pairs, training_pairs
 from ..losses import build_loss
 from .checkpoint import latest_checkpoint, load_checkpoint_dir, save_checkpoint, set_rng_state_from_flat
 from .config import TrainConfig, config_from_dict, config_to_dict
@@ -453,7 +453,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, interr
     if old_cfg is not None and old_cfg.get("model") and old_cfg["model"] != cfg.model:
         raise ValueError(f"--resume: the run in '{run_dir}' trains '{old_cfg['model']}', not '{cfg.model}'")
     init_src = resolve_init_source(cfg.init_from) if cfg.init_from and ckpt_path is None else None
-    dataset = PairedDataset(config=cfg.data, train=True, progress=progress and ctx.is_main)
+    dataset = training_pairs(cfg.data, train=True, progress=progress and ctx.is_main)
     val_ds = None
     if cfg.val_path:
         val_cfg = copy.deepcopy(cfg.data)
