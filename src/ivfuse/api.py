@@ -179,6 +179,7 @@ def fuse_folder(
     tile: int | str | None = "auto",
     on_pair: Callable[[str, str | None], None] | None = None,
     overwrite: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> FolderResult:
     """Fuse every pair of a dataset folder, going on past pairs that fail.
 
@@ -191,6 +192,9 @@ def fuse_folder(
         on_pair: called with (name, error or None) after each pair.
         overwrite: replace existing outputs; by default a pair whose output exists is skipped
             (listed in ``skipped``), which makes an interrupted run resumable.
+        shard: (I, N) to fuse only the pairs ``[I::N]`` of the name-sorted list (see :mod:`ivfuse.shard`),
+            so that N processes split the dataset without overlap or gaps; files without a partner
+            are listed by shard 0 only.
         Other arguments as in :func:`fuse`.
 
     Returns:
@@ -215,6 +219,12 @@ def fuse_folder(
             detail += (f", {len(scan.ambiguous)} name(s) with several files of different extensions "
                        f"(e.g. '{scan.ambiguous[0]}': keep one file per name)")
         raise ValueError(f"no infrared/visible pairs found in '{scan.ir_dir}' and '{scan.vis_dir}' ({detail})")
+    if shard is not None and shard[1] > 1:
+        from .shard import select_shard
+
+        scan.pairs = select_shard(scan.pairs, shard)
+        scan.unmatched = scan.unmatched if shard[0] == 0 else []
+        scan.ambiguous = scan.ambiguous if shard[0] == 0 else []
     for src in (scan.ir_dir, scan.vis_dir):
         if is_within(out_dir, src):
             raise ValueError(f"'{out_dir}': output folder is inside the input folder '{src}'; choose another output")

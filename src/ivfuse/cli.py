@@ -47,6 +47,10 @@ def _add_fuse(sub) -> None:
     existing.add_argument("--skip-existing", action="store_true",
                           help="keep outputs that exist and fuse the rest, exit 0 (resume an interrupted run); "
                                "without it existing outputs are also kept, with a message and exit code 1")
+    p.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"),
+                   help="run the network in PyTorch or, exported in memory (or --model FILE.onnx), in onnxruntime")
+    p.add_argument("--shard", default=None, metavar="I/N",
+                   help="folder mode: fuse only the sorted pairs [I::N] (default: RANK/WORLD_SIZE under torchrun)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_fuse)
 
@@ -79,13 +83,26 @@ def _check_model(name: str, checkpoint: str | None, checkpoint_option: bool = Tr
 def _cmd_fuse(args) -> int:
     from . import api
     from .infer import select_device
+    from .shard import parse_shard
 
     tile = _tile_arg(args.tile)
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     model = args.model or api.DEFAULT_MODEL
-    _check_model(model, args.checkpoint)
+    name = model if args.backend == "torch" else f"{model}, onnxruntime"
+    onnx_file = model.lower().endswith(".onnx")
+    if not onnx_file:
+        _check_model(model, args.checkpoint)
     select_device(args.device)
+    if args.backend != "torch" or onnx_file:
+        from .export import load_model
+
+        if args.dtype != "float32":
+            raise ValueError(f"--dtype {args.dtype} needs --backend torch (onnxruntime runs float32)")
+        if args.save_maps:
+            raise ValueError("--save-maps needs --backend torch (the ONNX graph returns the fused image only)")
+        model = load_model(model, backend=args.backend, checkpoint_path=args.checkpoint)
+        args.checkpoint = None
     folder_mode = args.dataset is not None or (args.ir and Path(args.ir).is_dir()) or (args.vis and Path(args.vis).is_dir())
     if folder_mode:
         if args.dataset is None and not (args.ir and args.vis):
@@ -99,8 +116,9 @@ def _cmd_fuse(args) -> int:
             ir_dir=args.ir, vis_dir=args.vis, ext=args.ext, resize=args.resize, bit_depth=args.bit_depth,
             device=args.device, dtype=args.dtype, checkpoint_path=args.checkpoint, save_maps=args.save_maps,
             batch_size=args.batch_size, progress=not args.quiet, tile=tile, overwrite=args.overwrite,
+            shard=parse_shard(args.shard),
         )
-        print(f"fused {len(res.written)} pairs with '{model}' into {args.output}")
+        print(f"fused {len(res.written)} pairs with '{name}' into {args.output}")
         code = 0
         if res.skipped:
             if args.skip_existing:
@@ -126,6 +144,9 @@ def _cmd_fuse(args) -> int:
     if not (args.ir and args.vis):
         _err("give --ir and --vis images (or a dataset folder)")
         return 2
+    if args.shard is not None:
+        _err("--shard splits a dataset folder; give DATASET_DIR or --ir DIR --vis DIR")
+        return 2
     try:
         api.check_fuse_output(args.output, (args.ir, args.vis), bit_depth=args.bit_depth, overwrite=args.overwrite)
     except FileExistsError:
@@ -139,7 +160,7 @@ def _cmd_fuse(args) -> int:
         device=args.device, dtype=args.dtype, checkpoint_path=args.checkpoint, save_maps=args.save_maps, tile=tile,
         overwrite=args.overwrite,
     )
-    print(f"wrote {args.output} ({model})")
+    print(f"wrote {args.output} ({name})")
     return 0
 
 
