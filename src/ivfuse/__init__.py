@@ -7,11 +7,33 @@ True
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
 
-from .api import DEFAULT_MODEL, FolderResult, fuse, fuse_folder
-from .io import find_pairs, load_pair, read_image, write_image
-from .models import create_model, list_models
+if TYPE_CHECKING:
+    from .api import DEFAULT_MODEL, FolderResult, fuse, fuse_folder
+    from .io import find_pairs, load_pair, read_image, write_image
+    from .metrics import evaluate
+    from .models import create_model, list_models
+
+# The public names and the submodule each comes from, imported on first use: ``import ivfuse``
+# stays cheap, and ``import ivfuse.metrics`` (numpy and scipy only) does not pull in torch
+# through api, io or models.
+_LAZY = {
+    "DEFAULT_MODEL": "api",
+    "FolderResult": "api",
+    "fuse": "api",
+    "fuse_folder": "api",
+    "find_pairs": "io",
+    "load_pair": "io",
+    "read_image": "io",
+    "write_image": "io",
+    "create_model": "models",
+    "list_models": "models",
+    "evaluate": "metrics",
+}
 
 __all__ = [
     "__version__",
@@ -30,8 +52,13 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    if name == "evaluate":  # metrics pull in scipy; import them on first use
-        from .metrics import evaluate
-
-        return evaluate
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
+        globals()[name] = value  # later look-ups find it without coming here
+        return value
     raise AttributeError(f"module 'ivfuse' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
 
 import numpy as np
@@ -138,17 +137,20 @@ def test_vifb_scores_a_colour_image_per_channel(colour_triple):
     for name in names:
         assert whole[name] == pytest.approx(np.mean([p[name] for p in per_channel]), rel=1e-12), name
     side_by_side = np.concatenate([fused[..., k] for k in range(3)], axis=1).astype(np.float64)
-    assert whole["SF"] == pytest.approx(M.spatial_frequency(side_by_side, "vifb"), rel=1e-12)
+    assert whole["SF"] == pytest.approx(M.spatial_frequency(side_by_side, convention="vifb"), rel=1e-12)
 
 
 def test_vifb_scores_equal_channels_once(colour_triple, monkeypatch):
-    ev = importlib.import_module("ivfuse.metrics.evaluate")  # the package re-exports the function under this name
-
     fused, ir, vis = colour_triple
     gray_rgb = [np.repeat(x[..., 1:2], 3, axis=2) for x in (fused, vis)]
     calls = []
-    vif = ev._SCORERS["VIF"]
-    monkeypatch.setitem(ev._SCORERS, "VIF", lambda p, c, roi, m: calls.append(1) or vif(p, c, roi, m))
+    vif = METRICS["VIF"].scorer
+
+    def counting(p, **kw):
+        calls.append(1)
+        return vif(p, **kw)
+
+    monkeypatch.setitem(METRICS, "VIF", dataclasses.replace(METRICS["VIF"], scorer=counting))
     names = [m for m in ALL if m != "SF"]
     # A gray image stored as RGB (three equal channels, as TNO ships): one triple is scored...
     as_rgb = evaluate(gray_rgb[0], ir, gray_rgb[1], metrics=names)
@@ -244,10 +246,10 @@ def test_roi_ssim_boxes_equal_masks_and_float_weights_are_scale_free(triple):
     mask = np.zeros((48, 64), dtype=bool)
     mask[12:30, 10:30] = True
     mask[5:21, 20:50] = True  # fractional coordinates widen to whole pixels
-    by_boxes = M.roi_ssim(vis, ir, fused, boxes)
-    assert by_boxes == pytest.approx(M.roi_ssim(vis, ir, fused, mask), rel=1e-12)
-    assert by_boxes == pytest.approx(M.roi_ssim(vis, ir, fused, mask * 3.0), rel=1e-12)
-    assert by_boxes != pytest.approx(M.ssim(vis, ir, fused), rel=1e-6)
+    by_boxes = M.roi_ssim(fused, ir=ir, vis=vis, roi=boxes)
+    assert by_boxes == pytest.approx(M.roi_ssim(fused, ir=ir, vis=vis, roi=mask), rel=1e-12)
+    assert by_boxes == pytest.approx(M.roi_ssim(fused, ir=ir, vis=vis, roi=mask * 3.0), rel=1e-12)
+    assert by_boxes != pytest.approx(M.ssim(fused, ir=ir, vis=vis), rel=1e-6)
 
 
 def test_roi_ssim_sees_only_the_roi(triple):
@@ -257,13 +259,15 @@ def test_roi_ssim_sees_only_the_roi(triple):
     both = good.copy()
     # Where F equals one source, that source's SSIM map is 1; the other source's map is unchanged.
     roi = [(15, 15, 35, 35)]  # window centres well inside the copied patch
-    vis_only = M.roi_ssim(vis, vis, both, roi)
+    vis_only = M.roi_ssim(both, ir=vis, vis=vis, roi=roi)
     # float32 SSIM: an image against itself is 1 up to the rounding of the BLAS products, which
     # some CPUs make differ by column (see test_ssim_of_identical_images_is_maximal).
     assert vis_only == pytest.approx(2.0, abs=1e-6)
     spoiled = both.copy()
     spoiled[:, 45:] = 0.0  # outside the ROI and farther than the window radius
-    assert M.roi_ssim(vis, ir, spoiled, roi) == pytest.approx(M.roi_ssim(vis, ir, both, roi), rel=1e-12)
+    assert M.roi_ssim(spoiled, ir=ir, vis=vis, roi=roi) == pytest.approx(
+        M.roi_ssim(both, ir=ir, vis=vis, roi=roi), rel=1e-12
+    )
 
 
 def test_roi_ssim_is_nan_for_an_empty_roi(triple):
@@ -294,7 +298,7 @@ def test_shape_mismatch_reports_the_shapes(triple):
     with pytest.raises(ValueError, match=r"shape mismatch"):
         FusionEvaluator(ir, vis[:, :-2])
     with pytest.raises(ValueError, match=r"\(48, 63\)"):
-        M.qabf(vis, ir, fused[:, :-1])
+        M.qabf(fused[:, :-1], ir=ir, vis=vis)
 
 
 def test_bad_inputs_are_rejected(triple):

@@ -136,9 +136,9 @@ def test_cross_entropy_skips_bins_the_fused_image_lacks():
     # 1/2 log2((1/2) / (1/8)) + 1/2 log2((1/2) / (7/8)) = 1 + log2(4/7) / 2.
     src = np.array([[0, 0, 0, 0], [1, 1, 1, 1]], dtype=np.float64)
     fused = np.ones_like(src)
-    assert cross_entropy(src, src, fused) == pytest.approx(-0.5, abs=1e-15)
+    assert cross_entropy(fused, ir=src, vis=src) == pytest.approx(-0.5, abs=1e-15)
     fused[0, 0] = 0
-    assert cross_entropy(src, src, fused) == pytest.approx(1 + math.log2(4 / 7) / 2, abs=1e-15)
+    assert cross_entropy(fused, ir=src, vis=src) == pytest.approx(1 + math.log2(4 / 7) / 2, abs=1e-15)
 
 
 def _vifb_rows() -> list[dict[str, str]]:

@@ -13,8 +13,10 @@ _SNAP = 1e-4  # in 0..255 units
 
 def _read_path(path: Path) -> np.ndarray:
     """Native pixels of an image file, (H, W) or (H, W, 3) uint8/uint16, via ``ivfuse.io.read_array``."""
-    from ivfuse.io import read_array  # imported here: it pulls in torch, which arrays do not need
-
+    try:
+        from ivfuse.io import read_array  # imported here: it pulls in torch, which arrays do not need
+    except ImportError as exc:
+        raise ImportError(f"{path}: reading image files needs ivfuse.io and torch ({exc}); pass numpy arrays") from exc
     return read_array(path)
 
 

@@ -40,19 +40,25 @@ _MATLAB_GRAY = (0.298936021293775, 0.587043074451121, 0.114020904255103)
 
 @dataclass(frozen=True)
 class Convention:
-    """What a convention is and which metrics its reference table reports.
+    """What a convention is and how it turns colour inputs into the planes it scores.
 
     Attributes:
         name: ``"vifb"``, ``"cddfuse"`` or ``"tang"``.
         reference: the reference evaluator, as a citation.
         gray: how colour inputs become gray (``"per-channel"`` means no conversion).
-        metrics: canonical names of the metrics in the reference's table, in table order.
+        metrics: canonical names of the metrics in the reference's table, in table order; read
+            from the metric entries (``MetricInfo.conventions`` in ``ivfuse.metrics.registry``).
     """
 
     name: str
     reference: str
     gray: str
-    metrics: tuple[str, ...]
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        from .registry import list_metrics  # the metric table imports this module
+
+        return tuple(list_metrics(self.name))
 
 
 CONVENTIONS: dict[str, Convention] = {
@@ -60,19 +66,16 @@ CONVENTIONS: dict[str, Convention] = {
         name="vifb",
         reference="VIFB (Zhang et al., CVPRW 2020), github.com/xingchenzhang/VIFB, metrics/*.m",
         gray="per-channel: a colour fused image is scored per RGB channel and the scores averaged",
-        metrics=("EN", "SD", "SF", "AG", "MI", "Qabf", "SSIM", "PSNR", "RMSE", "CE", "EI", "Qcb", "Qcv"),
     ),
     "cddfuse": Convention(
         name="cddfuse",
         reference="MMIF-CDDFuse utils/Evaluator.py (Zhao et al., CVPR 2023), scikit-image 0.19",
         gray="OpenCV BGR2GRAY on float32, then rounded",
-        metrics=("EN", "SD", "SF", "AG", "MI", "VIF", "Qabf", "SSIM", "CC", "SCD", "PSNR", "MSE"),
     ),
     "tang": Convention(
         name="tang",
         reference="github.com/Linfeng-Tang/Evaluation-for-Image-Fusion, Evaluation/*.m (MATLAB)",
         gray="MATLAB rgb2gray to uint8",
-        metrics=("EN", "SD", "SF", "AG", "MI", "VIF", "Qabf", "SSIM", "CC", "SCD", "PSNR", "MSE", "Nabf"),
     ),
 }
 
@@ -87,11 +90,11 @@ def check_convention(convention: str) -> str:
 
 @dataclass(frozen=True)
 class Planes:
-    """One single-channel triple to score: fused, visible and infrared, each (H, W) float64 in 0..255."""
+    """One single-channel triple to score: fused, infrared and visible, each (H, W) float64 in 0..255."""
 
     fused: np.ndarray
-    vis: np.ndarray
     ir: np.ndarray
+    vis: np.ndarray
 
 
 def matlab_rgb2gray(rgb: np.ndarray) -> np.ndarray:
@@ -226,4 +229,4 @@ def prepare_planes(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray, conventio
     """
     fused_planes = prepare_fused(fused, convention)
     sources = prepare_sources(ir, vis, convention, fused.ndim == 3)
-    return [Planes(f, v, i) for f, (v, i) in zip(fused_planes, sources)]
+    return [Planes(fused=f, ir=i, vis=v) for f, (v, i) in zip(fused_planes, sources)]

@@ -2,54 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
 from ._inputs import to_float255
 from ._memo import Memo
 from .conventions import DEFAULT_CONVENTION, Planes, check_convention, prepare_fused, prepare_sources
-from .gradient import _nabf, _qabf, average_gradient, edge_intensity, spatial_frequency
-from .information import _cross_entropy, _mutual_information, entropy
-from .perceptual import _qcb, _qcv, _vif
-from .reference import _min_size, _roi_ssim, _ssim, mse, psnr, rmse
-from .registry import list_metrics, resolve_metric
+from .reference import _min_size
+from .registry import METRICS, list_metrics, resolve_metric
 from .roi import roi_mask
-from .statistics import _correlation_coefficient, _scd, standard_deviation
 
 __all__ = ["FusionEvaluator", "evaluate"]
-
-# Each scorer takes one plane triple, the convention, the ROI weights (or None) and the memo.
-_Scorer = Callable[[Planes, str, "np.ndarray | None", Memo], float]
-
-_SCORERS: dict[str, _Scorer] = {
-    "EN": lambda p, c, roi, m: entropy(p.fused, c),
-    "SD": lambda p, c, roi, m: standard_deviation(p.fused),
-    "SF": lambda p, c, roi, m: spatial_frequency(p.fused, c),
-    "AG": lambda p, c, roi, m: average_gradient(p.fused, c),
-    "MI": lambda p, c, roi, m: _mutual_information(p.vis, p.ir, p.fused, c, m),
-    "VIF": lambda p, c, roi, m: _vif(p.vis, p.ir, p.fused, c, m),
-    "Qabf": lambda p, c, roi, m: _qabf(p.vis, p.ir, p.fused, c, m),
-    "SSIM": lambda p, c, roi, m: _ssim(p.vis, p.ir, p.fused, c, m),
-    "CC": lambda p, c, roi, m: _correlation_coefficient(p.vis, p.ir, p.fused, m),
-    "SCD": lambda p, c, roi, m: _scd(p.vis, p.ir, p.fused, m),
-    "PSNR": lambda p, c, roi, m: psnr(p.vis, p.ir, p.fused, c),
-    "MSE": lambda p, c, roi, m: mse(p.vis, p.ir, p.fused, c),
-    "RMSE": lambda p, c, roi, m: rmse(p.vis, p.ir, p.fused, c),
-    "CE": lambda p, c, roi, m: _cross_entropy(p.vis, p.ir, p.fused, m),
-    "EI": lambda p, c, roi, m: edge_intensity(p.fused),
-    "Nabf": lambda p, c, roi, m: _nabf(p.vis, p.ir, p.fused, m),
-    "Qcb": lambda p, c, roi, m: _qcb(p.vis, p.ir, p.fused, m),
-    "Qcv": lambda p, c, roi, m: _qcv(p.vis, p.ir, p.fused, m),
-    "ROI-SSIM": lambda p, c, roi, m: _roi_ssim(p.vis, p.ir, p.fused, roi, c, m),
-}
-_WINDOWED = {"SSIM", "ROI-SSIM"}  # need images of at least the SSIM window size
 
 
 def _resolve_names(metrics: str | Iterable[str] | None, convention: str, roi) -> list[str]:
     if metrics is None:
         names = list_metrics(convention)
-        return names + ["ROI-SSIM"] if roi is not None else names
+        # With regions given, the metrics that need them are added after the convention's table.
+        return names + [n for n, m in METRICS.items() if m.needs_roi] if roi is not None else names
     if isinstance(metrics, str):
         metrics = [metrics]
     names: list[str] = []
@@ -57,8 +28,9 @@ def _resolve_names(metrics: str | Iterable[str] | None, convention: str, roi) ->
         canonical = resolve_metric(m)
         if canonical not in names:
             names.append(canonical)
-    if "ROI-SSIM" in names and roi is None:
-        raise ValueError("ROI-SSIM needs roi: pass boxes (N, 4) or a mask (H, W)")
+    for name in names:
+        if METRICS[name].needs_roi and roi is None:
+            raise ValueError(f"{name} needs roi: pass boxes (N, 4) or a mask (H, W)")
     return names
 
 
@@ -124,7 +96,7 @@ class FusionEvaluator:
     def _setup(self, ir: np.ndarray, vis: np.ndarray, names: list[str], convention: str, roi) -> None:
         if ir.shape[:2] != vis.shape[:2]:
             raise ValueError(f"shape mismatch: ir {ir.shape}, vis {vis.shape} (H and W must agree)")
-        if any(n in _WINDOWED for n in names) and min(ir.shape[:2]) < _min_size(convention):
+        if any(METRICS[n].windowed for n in names) and min(ir.shape[:2]) < _min_size(convention):
             raise ValueError(
                 f"SSIM under {convention!r} needs images of at least {_min_size(convention)} pixels per side, got {ir.shape}"
             )
@@ -149,18 +121,17 @@ class FusionEvaluator:
             )
         pairs, memo = self._sources(fused.ndim == 3)
         memo = memo.call_scope()
-        planes = [Planes(f, v, i) for f, (v, i) in zip(prepare_fused(fused, self.convention), pairs)]
+        planes = [Planes(fused=f, ir=i, vis=v) for f, (v, i) in zip(prepare_fused(fused, self.convention), pairs)]
         first = _first_equal(planes)
         return {name: self._score(name, planes, first, memo) for name in self.metrics}
 
     def _score(self, name: str, planes: list[Planes], first: list[int], memo: Memo) -> float:
-        if name == "SF" and self.convention == "vifb" and len(planes) > 1:
-            # VIFB indexes an (H, W, 3) array with two subscripts: it scores R, G, B side by side.
-            return spatial_frequency(np.concatenate([p.fused for p in planes], axis=1), "vifb")
-        scorer = _SCORERS[name]
+        info = METRICS[name]
+        if info.vifb_colour is not None and self.convention == "vifb" and len(planes) > 1:
+            return info.vifb_colour(planes)
         values: dict[int, float] = {}
         for k in sorted(set(first)):
-            values[k] = scorer(planes[k], self.convention, self._roi, memo)
+            values[k] = info.scorer(planes[k], convention=self.convention, roi=self._roi, memo=memo)
         # The mean over every plane, repeats included: the same number as scoring each plane.
         return float(np.mean([values[k] for k in first]))
 

@@ -17,11 +17,11 @@ from .conventions import DEFAULT_CONVENTION, check_convention
 __all__ = ["average_gradient", "edge_intensity", "nabf", "qabf", "spatial_frequency"]
 
 
-def spatial_frequency(img, convention: str = DEFAULT_CONVENTION) -> float:
+def spatial_frequency(fused, *, convention: str = DEFAULT_CONVENTION) -> float:
     """SF: root of the mean squared horizontal and vertical first differences.
 
     Args:
-        img: (H, W) float64 in 0..255. For a colour image VIFB scores the (H, 3W) side-by-side
+        fused: (H, W) float64 image in 0..255. For a colour image VIFB scores the (H, 3W) side-by-side
             concatenation of the R, G and B planes; :func:`ivfuse.metrics.evaluate` does that.
         convention: ``vifb`` divides both sums of squared differences by ``H W``
             (``SF = sqrt((sum dx^2 + sum dy^2) / (H W))``); ``cddfuse`` and ``tang`` take each mean
@@ -32,7 +32,7 @@ def spatial_frequency(img, convention: str = DEFAULT_CONVENTION) -> float:
         SF in gray levels. Higher is better.
     """
     convention = check_convention(convention)
-    f = as_plane(img, "img")
+    f = as_plane(fused, "fused")
     h, w = f.shape
     rf = sum_of_squares(f[:, 1:] - f[:, :-1])
     cf = sum_of_squares(f[1:, :] - f[:-1, :])
@@ -41,14 +41,14 @@ def spatial_frequency(img, convention: str = DEFAULT_CONVENTION) -> float:
     return float(np.sqrt(rf / (h * (w - 1)) + cf / ((h - 1) * w)))
 
 
-def average_gradient(img, convention: str = DEFAULT_CONVENTION) -> float:
+def average_gradient(fused, *, convention: str = DEFAULT_CONVENTION) -> float:
     """AG: average of ``sqrt((gx^2 + gy^2) / 2)`` with MATLAB ``gradient`` derivatives.
 
     Derivatives are central differences ``(x[i+1] - x[i-1]) / 2`` inside and one-sided at the
     border (``numpy.gradient`` computes the same).
 
     Args:
-        img: (H, W) float64 in 0..255, at least 2x2.
+        fused: (H, W) float64 image in 0..255, at least 2x2.
         convention: ``vifb`` and ``tang`` divide the sum over all H W pixels by ``(H - 1)(W - 1)``;
             ``cddfuse`` takes the plain mean.
 
@@ -56,7 +56,7 @@ def average_gradient(img, convention: str = DEFAULT_CONVENTION) -> float:
         AG in gray levels per pixel. Higher is better.
     """
     convention = check_convention(convention)
-    f = as_plane(img, "img")
+    f = as_plane(fused, "fused")
     # float32: the differences of integer images (halves of integers) and their squares are
     # exact, the square root carries a relative 6e-8; the sum is float64.
     gy, gx = np.gradient(f.astype(np.float32))
@@ -71,16 +71,16 @@ def average_gradient(img, convention: str = DEFAULT_CONVENTION) -> float:
     return total / ((h - 1) * (w - 1))
 
 
-def edge_intensity(img) -> float:
+def edge_intensity(fused) -> float:
     """EI (VIFB): mean Sobel gradient magnitude, MATLAB ``imfilter(F, fspecial('sobel'), 'replicate')``.
 
     Args:
-        img: (H, W) float64 in 0..255.
+        fused: (H, W) float64 image in 0..255.
 
     Returns:
         EI in gray levels (Sobel gain 4 included). Higher is better.
     """
-    f = as_plane(img, "img", 1)
+    f = as_plane(fused, "fused", 1)
     dx, dy = sobel(f, "replicate", np.float32)  # exact on integer images; sqrt to 6e-8, float64 sum
     dx *= dx
     dy *= dy
@@ -203,7 +203,7 @@ def _qabf_weighted(src: tuple, fused: tuple) -> float:
     return float(np.sum(strength))
 
 
-def qabf(a, b, f, convention: str = DEFAULT_CONVENTION) -> float:
+def qabf(fused, *, ir, vis, convention: str = DEFAULT_CONVENTION) -> float:
     """Qabf: gradient-based edge transfer of Xydeas and Petrovic (2000).
 
     Sobel responses with zero padding give strength ``g`` and orientation ``atan(Sy / Sx)``
@@ -218,9 +218,9 @@ def qabf(a, b, f, convention: str = DEFAULT_CONVENTION) -> float:
     of the additions; ``tang`` adds them in MATLAB ``conv2``'s order (see ``docs/metrics.md``).
 
     Args:
-        a: (H, W) float64 source in 0..255.
-        b: (H, W) float64 other source.
-        f: (H, W) float64 fused image.
+        fused: (H, W) float64 fused image in 0..255.
+        ir: (H, W) float64 infrared source in 0..255, keyword-only.
+        vis: (H, W) float64 visible source in 0..255, keyword-only.
         convention: ``vifb``, ``cddfuse`` or ``tang``.
 
     Returns:
@@ -228,7 +228,7 @@ def qabf(a, b, f, convention: str = DEFAULT_CONVENTION) -> float:
         source has an edge.
     """
     convention = check_convention(convention)
-    a, b, f = as_planes((a, "a"), (b, "b"), (f, "f"), min_size=1)
+    f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=1)
     return _qabf(a, b, f, convention)
 
 
@@ -324,7 +324,7 @@ def _nabf_loss(
     return float(np.sum(q))
 
 
-def nabf(a, b, f) -> float:
+def nabf(fused, *, ir, vis) -> float:
     """Nabf: fusion artefacts, Petrovic's measure as modified by Shreyamsha Kumar (SIViP 2013).
 
     With Sobel/8 edges (mirror padding), per-pixel preservation ``Q^{XF} = sqrt(Q_g Q_a)``
@@ -335,14 +335,14 @@ def nabf(a, b, f) -> float:
     images; this is the published definition, used by every convention.
 
     Args:
-        a: (H, W) float64 source in 0..255.
-        b: (H, W) float64 other source.
-        f: (H, W) float64 fused image.
+        fused: (H, W) float64 fused image in 0..255.
+        ir: (H, W) float64 infrared source in 0..255, keyword-only.
+        vis: (H, W) float64 visible source in 0..255, keyword-only.
 
     Returns:
         Nabf in [0, 1]. Lower is better; 0 when F adds no edge.
     """
-    a, b, f = as_planes((a, "a"), (b, "b"), (f, "f"), min_size=2)
+    f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=2)
     return _nabf(a, b, f)
 
 

@@ -42,11 +42,11 @@ def _entropy_of_counts(counts: np.ndarray, log=np.log2) -> float:
     return float(0.0 - np.sum(p * log(p)))  # 0.0 - x keeps +0.0 for a single level
 
 
-def entropy(img, convention: str = DEFAULT_CONVENTION) -> float:
+def entropy(fused, *, convention: str = DEFAULT_CONVENTION) -> float:
     """EN: Shannon entropy (bits) of the 256-bin gray-level histogram.
 
     Args:
-        img: (H, W) float64 in 0..255.
+        fused: (H, W) float64 image in 0..255.
         convention: selects the binning: ``vifb`` bins ``floor(x)``, ``cddfuse`` ``round(x)``
             (half to even), ``tang`` MATLAB ``uint8(x)`` (half away from zero). All three agree on
             integer images.
@@ -58,7 +58,7 @@ def entropy(img, convention: str = DEFAULT_CONVENTION) -> float:
     0.0
     """
     convention = check_convention(convention)
-    levels = _levels(as_plane(img, "img", 1), convention)
+    levels = _levels(as_plane(fused, "fused", 1), convention)
     return _entropy_of_counts(np.bincount(levels.ravel(), minlength=_LEVELS))
 
 
@@ -114,37 +114,37 @@ def _mi_pair(x: np.ndarray, f: np.ndarray, convention: str, memo: Memo | None = 
     return max(0.0, mi) if convention == "cddfuse" else mi
 
 
-def mutual_information_pair(x, f, convention: str = DEFAULT_CONVENTION) -> float:
-    """Mutual information between one source image and the fused image.
+def mutual_information_pair(fused, *, source, convention: str = DEFAULT_CONVENTION) -> float:
+    """Mutual information between the fused image and one source image.
 
     Args:
-        x: (H, W) float64 source in 0..255.
-        f: (H, W) float64 fused image in 0..255.
+        fused: (H, W) float64 fused image in 0..255.
+        source: (H, W) float64 source (infrared or visible) in 0..255, keyword-only.
         convention: ``vifb`` (natural log, each image min-max normalised to 256 levels),
             ``cddfuse`` (natural log, raw values as labels) or ``tang`` (bits, uint8 levels).
 
     Returns:
-        MI(x, f) >= 0 (nats or bits, see above).
+        MI(source, fused) >= 0 (nats or bits, see above).
     """
     convention = check_convention(convention)
-    x, f = as_planes((x, "x"), (f, "f"), min_size=1)
+    f, x = as_planes((fused, "fused"), (source, "source"), min_size=1)
     return _mi_pair(x, f, convention)
 
 
-def mutual_information(a, b, f, convention: str = DEFAULT_CONVENTION) -> float:
-    """MI: ``MI(a, f) + MI(b, f)``, symmetric in the two sources.
+def mutual_information(fused, *, ir, vis, convention: str = DEFAULT_CONVENTION) -> float:
+    """MI: ``MI(vis, fused) + MI(ir, fused)``, symmetric in the two sources.
 
     Args:
-        a: (H, W) float64 source (visible or infrared) in 0..255.
-        b: (H, W) float64 other source in 0..255.
-        f: (H, W) float64 fused image in 0..255.
+        fused: (H, W) float64 fused image in 0..255.
+        ir: (H, W) float64 infrared source in 0..255, keyword-only.
+        vis: (H, W) float64 visible source in 0..255, keyword-only.
         convention: see :func:`mutual_information_pair`.
 
     Returns:
         The sum of the two mutual informations. Higher is better.
     """
     convention = check_convention(convention)
-    a, b, f = as_planes((a, "a"), (b, "b"), (f, "f"), min_size=1)
+    f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=1)
     return _mutual_information(a, b, f, convention)
 
 
@@ -166,20 +166,20 @@ def _cross_entropy_pair(x: np.ndarray, f: np.ndarray, memo: Memo | None = None) 
     return float(np.sum(px[both] * np.log2(px[both] / pf[both])))
 
 
-def cross_entropy(a, b, f) -> float:
+def cross_entropy(fused, *, ir, vis) -> float:
     """CE (VIFB): mean over the two sources of ``sum_k p_x(k) log2(p_x(k) / p_f(k))``.
 
     Gray levels are ``floor(x)``; bins empty in either histogram are skipped, as in VIFB.
 
     Args:
-        a: (H, W) float64 source in 0..255.
-        b: (H, W) float64 other source in 0..255.
-        f: (H, W) float64 fused image in 0..255.
+        fused: (H, W) float64 fused image in 0..255.
+        ir: (H, W) float64 infrared source in 0..255, keyword-only.
+        vis: (H, W) float64 visible source in 0..255, keyword-only.
 
     Returns:
-        Cross entropy in bits. Lower is better; 0 when ``f`` has the histogram of both sources.
+        Cross entropy in bits. Lower is better; 0 when ``fused`` has the histogram of both sources.
     """
-    a, b, f = as_planes((a, "a"), (b, "b"), (f, "f"), min_size=1)
+    f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=1)
     return _cross_entropy(a, b, f)
 
 

@@ -127,18 +127,18 @@ def _vifp_terms(refs: list[np.ndarray], dist: np.ndarray, memo: Memo | None = No
     return [(num, den) for num, den in terms]
 
 
-def vifp(ref, dist) -> float:
-    """VIFp: pixel-domain visual information fidelity of ``dist`` with respect to ``ref``.
+def vifp(fused, *, source) -> float:
+    """VIFp: pixel-domain visual information fidelity of the fused image with respect to one source.
 
     Args:
-        ref: (H, W) float64 reference (a source image) in 0..255.
-        dist: (H, W) float64 distorted image (the fused image) in 0..255.
+        fused: (H, W) float64 fused image (the distorted image of VIF) in 0..255.
+        source: (H, W) float64 source image (the reference of VIF) in 0..255, keyword-only.
 
     Returns:
-        VIFp >= 0 (1 when ``dist == ref``; can exceed 1 for contrast enhancement). NaN when the
-        reference is flat at every scale.
+        VIFp >= 0 (1 when ``fused == source``; can exceed 1 for contrast enhancement). NaN when the
+        source is flat at every scale.
     """
-    ref, dist = as_planes((ref, "ref"), (dist, "dist"), min_size=1)
+    dist, ref = as_planes((fused, "fused"), (source, "source"), min_size=1)
     ((num, den),) = _vifp_terms([ref], dist)
     return _ratio(num, den)
 
@@ -148,13 +148,13 @@ def _ratio(num: float, den: float) -> float:
         return float(np.float64(num) / np.float64(den))
 
 
-def vif(a, b, f, convention: str = DEFAULT_CONVENTION) -> float:
-    """VIF as every IVIF reference reports it: ``VIFp(a, f) + VIFp(b, f)`` on 0..255.
+def vif(fused, *, ir, vis, convention: str = DEFAULT_CONVENTION) -> float:
+    """VIF as every IVIF reference reports it: ``VIFp(fused, vis) + VIFp(fused, ir)`` on 0..255.
 
     Args:
-        a: (H, W) float64 source in 0..255.
-        b: (H, W) float64 other source.
-        f: (H, W) float64 fused image.
+        fused: (H, W) float64 fused image in 0..255.
+        ir: (H, W) float64 infrared source in 0..255, keyword-only.
+        vis: (H, W) float64 visible source in 0..255, keyword-only.
         convention: ``cddfuse`` replaces a NaN term (flat reference) by 1, as its evaluator does;
             ``vifb`` and ``tang`` keep NaN.
 
@@ -162,7 +162,7 @@ def vif(a, b, f, convention: str = DEFAULT_CONVENTION) -> float:
         Sum of the two VIFp values. Higher is better.
     """
     convention = check_convention(convention)
-    a, b, f = as_planes((a, "a"), (b, "b"), (f, "f"), min_size=1)
+    f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=1)
     return _vif(a, b, f, convention)
 
 
@@ -238,7 +238,7 @@ def _qcb_masked_contrast(img: np.ndarray, memo: Memo | None = None) -> np.ndarra
     return masked
 
 
-def qcb(a, b, f) -> float:
+def qcb(fused, *, ir, vis) -> float:
     """Qcb: Chen-Blum perceptual quality (Image and Vision Computing 27, 2009), VIFB's variant.
 
     Each image is min-max normalised to 0..255 and rounded, filtered in the frequency domain
@@ -253,14 +253,14 @@ def qcb(a, b, f) -> float:
     still taken smaller-over-larger, which is 0, or NaN when both are 0.
 
     Args:
-        a: (H, W) float64 source in 0..255.
-        b: (H, W) float64 other source.
-        f: (H, W) float64 fused image.
+        fused: (H, W) float64 fused image in 0..255.
+        ir: (H, W) float64 infrared source in 0..255, keyword-only.
+        vis: (H, W) float64 visible source in 0..255, keyword-only.
 
     Returns:
         Qcb in [0, 1]. Higher is better.
     """
-    a, b, f = as_planes((a, "a"), (b, "b"), (f, "f"), min_size=2)
+    f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=2)
     return _qcb(a, b, f)
 
 
@@ -310,7 +310,7 @@ def _qcv_saliency(img: np.ndarray, memo: Memo | None = None) -> np.ndarray:
     return block_sum(g5, _QCV_WINDOW)
 
 
-def qcv(a, b, f) -> float:
+def qcv(fused, *, ir, vis) -> float:
     """Qcv: Chen-Varshney human-perception metric (Information Fusion 8, 2007), VIFB's variant.
 
     Each image is min-max normalised to 0..255 and rounded. The saliency of a 16x16 block is the
@@ -321,14 +321,14 @@ def qcv(a, b, f) -> float:
     Qcv is the saliency-weighted mean block dissimilarity over both sources.
 
     Args:
-        a: (H, W) float64 source in 0..255.
-        b: (H, W) float64 other source.
-        f: (H, W) float64 fused image.
+        fused: (H, W) float64 fused image in 0..255.
+        ir: (H, W) float64 infrared source in 0..255, keyword-only.
+        vis: (H, W) float64 visible source in 0..255, keyword-only.
 
     Returns:
         Qcv >= 0 (typically hundreds to thousands). Lower is better; 0 when F = A = B.
     """
-    a, b, f = as_planes((a, "a"), (b, "b"), (f, "f"), min_size=2)
+    f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=2)
     return _qcv(a, b, f)
 
 

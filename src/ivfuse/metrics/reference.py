@@ -25,75 +25,87 @@ def _mean_sq(x: np.ndarray, f: np.ndarray) -> float:
     return sum_of_squares(x - f) / f.size
 
 
-def mse(a, b, f, convention: str = DEFAULT_CONVENTION) -> float:
-    """MSE: ``(mean((a - f)^2) + mean((b - f)^2)) / 2``.
+def mse(fused, *, ir, vis, convention: str = DEFAULT_CONVENTION) -> float:
+    """MSE: ``(mean((vis - fused)^2) + mean((ir - fused)^2)) / 2``.
 
     Args:
-        a: (H, W) float64 source in 0..255.
-        b: (H, W) float64 other source.
-        f: (H, W) float64 fused image.
+        fused: (H, W) float64 fused image in 0..255.
+        ir: (H, W) float64 infrared source in 0..255, keyword-only.
+        vis: (H, W) float64 visible source in 0..255, keyword-only.
         convention: ``vifb`` and ``cddfuse`` on the 0..255 scale; ``tang`` on the 0..1 scale
             (the value divided by 255^2). VIFB's table has no MSE; its "mse" is our RMSE.
 
     Returns:
-        MSE. Lower is better; 0 when ``f`` equals both sources.
+        MSE. Lower is better; 0 when ``fused`` equals both sources.
     """
     convention = check_convention(convention)
-    a, b, f = as_planes((a, "a"), (b, "b"), (f, "f"), min_size=1)
+    f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=1)
+    return _mse(a, b, f, convention)
+
+
+def _mse(a: np.ndarray, b: np.ndarray, f: np.ndarray, convention: str) -> float:
     value = (_mean_sq(a, f) + _mean_sq(b, f)) / 2.0
     return value / (255.0 * 255.0) if convention == "tang" else value
 
 
 def _vifb_rmse(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
-    """VIFB's RMSE: the mean over the sources of ``sqrt(sum((x - f)^2)) / (H W)``."""
+    """VIFB's RMSE: the mean over the sources of ``sqrt(sum((x - fused)^2)) / (H W)``."""
     n = f.size
     return (math.sqrt(sum_of_squares(a - f)) / n + math.sqrt(sum_of_squares(b - f)) / n) / 2.0
 
 
-def rmse(a, b, f, convention: str = DEFAULT_CONVENTION) -> float:
+def rmse(fused, *, ir, vis, convention: str = DEFAULT_CONVENTION) -> float:
     """RMSE.
 
     Args:
-        a: (H, W) float64 source in 0..255.
-        b: (H, W) float64 other source.
-        f: (H, W) float64 fused image.
+        fused: (H, W) float64 fused image in 0..255.
+        ir: (H, W) float64 infrared source in 0..255, keyword-only.
+        vis: (H, W) float64 visible source in 0..255, keyword-only.
         convention: ``vifb``: VIFB's definition, the mean over the two sources of
-            ``sqrt(sum((x - f)^2)) / (H W)`` (not the square root of a mean; values are ~0.05).
+            ``sqrt(sum((x - fused)^2)) / (H W)`` (not the square root of a mean; values are ~0.05).
             ``cddfuse`` and ``tang`` (whose references have no RMSE): ``sqrt(MSE)`` with that
             convention's MSE.
 
     Returns:
-        RMSE. Lower is better; 0 when ``f`` equals both sources.
+        RMSE. Lower is better; 0 when ``fused`` equals both sources.
     """
     convention = check_convention(convention)
-    a, b, f = as_planes((a, "a"), (b, "b"), (f, "f"), min_size=1)
+    f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=1)
+    return _rmse(a, b, f, convention)
+
+
+def _rmse(a: np.ndarray, b: np.ndarray, f: np.ndarray, convention: str) -> float:
     if convention == "vifb":
         return _vifb_rmse(a, b, f)
-    return math.sqrt(mse(a, b, f, convention))
+    return math.sqrt(_mse(a, b, f, convention))
 
 
-def psnr(a, b, f, convention: str = DEFAULT_CONVENTION) -> float:
+def psnr(fused, *, ir, vis, convention: str = DEFAULT_CONVENTION) -> float:
     """PSNR in dB, three mutually incompatible definitions.
 
     Args:
-        a: (H, W) float64 source in 0..255.
-        b: (H, W) float64 other source.
-        f: (H, W) float64 fused image.
+        fused: (H, W) float64 fused image in 0..255.
+        ir: (H, W) float64 infrared source in 0..255, keyword-only.
+        vis: (H, W) float64 visible source in 0..255, keyword-only.
         convention: ``vifb``: ``20 log10(255 / sqrt(RMSE_vifb))``; ``cddfuse``:
-            ``10 log10(max(f)^2 / MSE)`` with MSE on 0..255; ``tang``: ``20 log10(255 / sqrt(MSE_01))``
+            ``10 log10(max(fused)^2 / MSE)`` with MSE on 0..255; ``tang``: ``20 log10(255 / sqrt(MSE_01))``
             with MSE on 0..1.
 
     Returns:
-        PSNR in dB (``inf`` when ``f`` equals both sources). Higher is better.
+        PSNR in dB (``inf`` when ``fused`` equals both sources). Higher is better.
     """
     convention = check_convention(convention)
-    a, b, f = as_planes((a, "a"), (b, "b"), (f, "f"), min_size=1)
+    f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=1)
+    return _psnr(a, b, f, convention)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray, f: np.ndarray, convention: str) -> float:
     with np.errstate(divide="ignore"):
         if convention == "vifb":
             return float(20.0 * np.log10(255.0 / np.sqrt(_vifb_rmse(a, b, f))))
         if convention == "cddfuse":
-            return float(10.0 * np.log10(np.max(f) ** 2 / np.float64(mse(a, b, f, "cddfuse"))))
-        return float(20.0 * np.log10(255.0 / np.sqrt(np.float64(mse(a, b, f, "tang")))))
+            return float(10.0 * np.log10(np.max(f) ** 2 / np.float64(_mse(a, b, f, "cddfuse"))))
+        return float(20.0 * np.log10(255.0 / np.sqrt(np.float64(_mse(a, b, f, "tang")))))
 
 
 # SSIM windows. VIFB and Tang: MATLAB fspecial('gaussian', 11, 1.5), 'valid' filtering, L = 255.
@@ -228,12 +240,12 @@ def _min_size(convention: str) -> int:
     return _SK_WIN if convention == "cddfuse" else len(_GAUSS)
 
 
-def ssim_map(x, f, convention: str = DEFAULT_CONVENTION) -> np.ndarray:
+def ssim_map(fused, *, source, convention: str = DEFAULT_CONVENTION) -> np.ndarray:
     """SSIM map of one source against the fused image, over the region the convention averages.
 
     Args:
-        x: (H, W) float64 source in 0..255.
-        f: (H, W) float64 fused image in 0..255.
+        fused: (H, W) float64 fused image in 0..255.
+        source: (H, W) float64 source (infrared or visible) in 0..255, keyword-only.
         convention: ``vifb`` / ``tang``: Gaussian 11x11 window, sigma 1.5, L = 255, 'valid'
             filtering, map of shape (H - 10, W - 10) whose pixel (i, j) is centred on image pixel
             (i + 5, j + 5). ``cddfuse``: scikit-image 0.19 defaults (7x7 uniform window, sample
@@ -243,7 +255,7 @@ def ssim_map(x, f, convention: str = DEFAULT_CONVENTION) -> np.ndarray:
         The SSIM map, float64, values in [-1, 1].
     """
     convention = check_convention(convention)
-    x, f = as_planes((x, "x"), (f, "f"), min_size=_min_size(convention))
+    f, x = as_planes((fused, "fused"), (source, "source"), min_size=_min_size(convention))
     maps, _ = _ssim_maps([x], f, convention)
     return np.asarray(maps[0], dtype=np.float64)
 
@@ -254,21 +266,21 @@ def _combine(values: list[float], convention: str) -> float:
     return total / len(values) if convention == "tang" else total
 
 
-def ssim(a, b, f, convention: str = DEFAULT_CONVENTION) -> float:
+def ssim(fused, *, ir, vis, convention: str = DEFAULT_CONVENTION) -> float:
     """SSIM of the fused image against both sources, combined per convention.
 
     Args:
-        a: (H, W) float64 source in 0..255 (at least 11x11; 7x7 for ``cddfuse``).
-        b: (H, W) float64 other source.
-        f: (H, W) float64 fused image.
+        fused: (H, W) float64 fused image in 0..255 (at least 11x11; 7x7 for ``cddfuse``).
+        ir: (H, W) float64 infrared source in 0..255, keyword-only.
+        vis: (H, W) float64 visible source in 0..255, keyword-only.
         convention: window as in :func:`ssim_map`; ``vifb`` and ``cddfuse`` report the **sum**
-            ``SSIM(a, f) + SSIM(b, f)`` (maximum 2), ``tang`` the **average** (maximum 1).
+            ``SSIM(ir, fused) + SSIM(vis, fused)`` (maximum 2), ``tang`` the **average** (maximum 1).
 
     Returns:
         Combined SSIM. Higher is better.
     """
     convention = check_convention(convention)
-    a, b, f = as_planes((a, "a"), (b, "b"), (f, "f"), min_size=_min_size(convention))
+    f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=_min_size(convention))
     return _ssim(a, b, f, convention)
 
 
@@ -277,10 +289,10 @@ def _ssim(a: np.ndarray, b: np.ndarray, f: np.ndarray, convention: str, memo: Me
     return _combine([float(m.mean(dtype=np.float64)) for m in maps], convention)
 
 
-def roi_ssim(a, b, f, roi, convention: str = DEFAULT_CONVENTION) -> float:
+def roi_ssim(fused, *, ir, vis, roi, convention: str = DEFAULT_CONVENTION) -> float:
     """ROI-SSIM: SSIM restricted to a region of interest.
 
-    Definition: take the convention's SSIM maps of ``a`` and ``b`` against ``f`` (see
+    Definition: take the convention's SSIM maps of ``vis`` and ``ir`` against ``fused`` (see
     :func:`ssim_map`); each map pixel belongs to the image pixel its window is centred on. For each
     source, average its map over the ROI pixels (weighted by the mask value for a float mask)
     that lie in the region the convention averages over (all pixels at least 5 from the border,
@@ -289,9 +301,9 @@ def roi_ssim(a, b, f, roi, convention: str = DEFAULT_CONVENTION) -> float:
     :func:`ssim`.
 
     Args:
-        a: (H, W) float64 source in 0..255.
-        b: (H, W) float64 other source.
-        f: (H, W) float64 fused image.
+        fused: (H, W) float64 fused image in 0..255.
+        ir: (H, W) float64 infrared source in 0..255, keyword-only.
+        vis: (H, W) float64 visible source in 0..255, keyword-only.
         roi: (N, 4) pixel boxes ``(x0, y0, x1, y1)`` (half-open) or an (H, W) bool/float mask;
             see :func:`ivfuse.metrics.roi_mask`.
         convention: ``vifb``, ``cddfuse`` or ``tang``.
@@ -300,7 +312,7 @@ def roi_ssim(a, b, f, roi, convention: str = DEFAULT_CONVENTION) -> float:
         ROI-SSIM, or NaN when the ROI has no weight inside the averaged region. Higher is better.
     """
     convention = check_convention(convention)
-    a, b, f = as_planes((a, "a"), (b, "b"), (f, "f"), min_size=_min_size(convention))
+    f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=_min_size(convention))
     return _roi_ssim(a, b, f, roi_mask(roi, f.shape), convention)
 
 

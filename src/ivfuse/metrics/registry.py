@@ -1,17 +1,53 @@
-"""The metric table: names, direction and the conventions whose reference reports each metric."""
+"""The metric table: one declarative entry per metric, the single source of what each metric is.
+
+Each :class:`MetricInfo` says what the metric is called, which way is better, which
+conventions' reference tables report it, which inputs it needs, and how :func:`evaluate` scores
+one plane triple with it. :func:`list_metrics`, ``Convention.metrics``, name resolution and
+``evaluate`` all read this table; nothing else lists metrics.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
-from .conventions import CONVENTIONS, check_convention
+import numpy as np
 
-__all__ = ["METRICS", "MetricInfo", "list_metrics", "resolve_metric"]
+from ._memo import Memo
+from .conventions import CONVENTIONS, Planes, check_convention
+from .gradient import _nabf, _qabf, average_gradient, edge_intensity, spatial_frequency
+from .information import _cross_entropy, _mutual_information, entropy
+from .perceptual import _qcb, _qcv, _vif
+from .reference import _mse, _psnr, _rmse, _roi_ssim, _ssim
+from .statistics import _correlation_coefficient, _scd, standard_deviation
+
+__all__ = ["INPUTS", "METRICS", "MetricInfo", "PlaneScorer", "list_metrics", "resolve_metric"]
+
+
+class PlaneScorer(Protocol):
+    """How :func:`evaluate` scores one metric on one plane triple.
+
+    Args:
+        planes: fused, ir and vis planes, each (H, W) float64 in 0..255, after the convention's
+            input handling.
+        convention: canonical convention name.
+        roi: (H, W) float64 ROI weights, or None when no roi was given.
+        memo: per-image feature cache shared by the metrics of one call.
+
+    Returns:
+        The metric's value on this triple (NaN where undefined).
+    """
+
+    def __call__(self, planes: Planes, *, convention: str, roi: np.ndarray | None, memo: Memo) -> float: ...
+
+
+INPUTS = ("fused", "ir", "vis", "roi")  # every input a metric can need, in argument order
 
 
 @dataclass(frozen=True)
 class MetricInfo:
-    """Description of one metric.
+    """Description of one metric: everything ivfuse knows about it, in one place.
 
     Attributes:
         name: canonical name, e.g. ``"Qabf"``.
@@ -20,7 +56,16 @@ class MetricInfo:
         conventions: conventions whose reference table reports the metric (the metric works with
             every convention; elsewhere it uses that convention's input handling and the
             definition documented in ``docs/metrics.md``).
-        function: name of the functional form in ``ivfuse.metrics``.
+        function: name of the functional form in ``ivfuse.metrics``; it takes the inputs of
+            ``inputs`` in that order, the sources and ``roi`` keyword-only.
+        inputs: what the metric reads, a sub-tuple of :data:`INPUTS`: ``("fused",)`` for a
+            statistic of the fused image alone, ``("fused", "ir", "vis")`` for a comparison with
+            the sources, plus ``"roi"`` when it needs regions of interest.
+        scorer: ``scorer(planes, *, convention, roi, memo) -> float`` (see :data:`PlaneScorer`).
+        windowed: needs images of at least the convention's SSIM window on each side.
+        aliases: other accepted names (matched case-insensitively, ignoring ``-``, ``_``, spaces).
+        vifb_colour: how VIFB scores a colour image when that is not the mean over the R, G, B
+            plane triples: ``vifb_colour(planes) -> float`` on the list of triples, or None.
     """
 
     name: str
@@ -28,47 +73,125 @@ class MetricInfo:
     description: str
     conventions: tuple[str, ...]
     function: str
+    inputs: tuple[str, ...]
+    scorer: PlaneScorer
+    windowed: bool = False
+    aliases: tuple[str, ...] = ()
+    vifb_colour: Callable[[list[Planes]], float] | None = None
+
+    @property
+    def needs_roi(self) -> bool:
+        """Whether the metric needs ``roi``."""
+        return "roi" in self.inputs
 
 
-def _in(name: str) -> tuple[str, ...]:
-    return tuple(c for c, conv in CONVENTIONS.items() if name in conv.metrics)
+_FUSED = ("fused",)
+_SOURCES = ("fused", "ir", "vis")
+_ALL3 = tuple(CONVENTIONS)  # reported by all three references
+_VIFB = ("vifb",)
+_PY = ("cddfuse", "tang")  # reported by CDDFuse's evaluator and Tang's scripts
 
 
-_TABLE = [
+def _side_by_side_sf(planes: list[Planes]) -> float:
+    # VIFB indexes an (H, W, 3) array with two subscripts: it scores R, G, B side by side.
+    return spatial_frequency(np.concatenate([p.fused for p in planes], axis=1), convention="vifb")
+
+
+# The private scorers take (visible, infrared, fused) planes; each row passes them by name.
+# fmt: off
+_ENTRIES = [
     # Stable table order: the eight most reported metrics first, then the rest.
-    ("EN", True, "entropy of the fused image (bits)", "entropy"),
-    ("SD", True, "standard deviation of the fused image", "standard_deviation"),
-    ("SF", True, "spatial frequency of the fused image", "spatial_frequency"),
-    ("AG", True, "average gradient of the fused image", "average_gradient"),
-    ("MI", True, "mutual information MI(VI, F) + MI(IR, F)", "mutual_information"),
-    ("VIF", True, "pixel-domain VIF, VIFp(VI, F) + VIFp(IR, F)", "vif"),
-    ("Qabf", True, "edge information transferred from the sources (Xydeas-Petrovic)", "qabf"),
-    ("SSIM", True, "structural similarity to the sources (sum or mean per convention)", "ssim"),
-    ("CC", True, "mean correlation coefficient with the sources", "correlation_coefficient"),
-    ("SCD", True, "sum of the correlations of differences", "scd"),
-    ("PSNR", True, "peak signal-to-noise ratio (convention-specific)", "psnr"),
-    ("MSE", False, "mean squared error to the sources (convention-specific range)", "mse"),
-    ("RMSE", False, "root mean squared error (VIFB's definition under vifb)", "rmse"),
-    ("CE", False, "cross entropy between source and fused histograms", "cross_entropy"),
-    ("EI", True, "edge intensity (mean Sobel magnitude)", "edge_intensity"),
-    ("Nabf", False, "fusion artefacts (Kumar's modified Nabf)", "nabf"),
-    ("Qcb", True, "Chen-Blum perceptual quality", "qcb"),
-    ("Qcv", False, "Chen-Varshney perceptual distortion", "qcv"),
-    ("ROI-SSIM", True, "SSIM restricted to a region of interest (needs roi)", "roi_ssim"),
+    MetricInfo(
+        "EN", True, "entropy of the fused image (bits)", _ALL3, "entropy", _FUSED,
+        lambda p, *, convention, roi, memo: entropy(p.fused, convention=convention),
+    ),
+    MetricInfo(
+        "SD", True, "standard deviation of the fused image", _ALL3, "standard_deviation", _FUSED,
+        lambda p, *, convention, roi, memo: standard_deviation(p.fused),
+    ),
+    MetricInfo(
+        "SF", True, "spatial frequency of the fused image", _ALL3, "spatial_frequency", _FUSED,
+        lambda p, *, convention, roi, memo: spatial_frequency(p.fused, convention=convention),
+        vifb_colour=_side_by_side_sf,
+    ),
+    MetricInfo(
+        "AG", True, "average gradient of the fused image", _ALL3, "average_gradient", _FUSED,
+        lambda p, *, convention, roi, memo: average_gradient(p.fused, convention=convention),
+    ),
+    MetricInfo(
+        "MI", True, "mutual information MI(VI, F) + MI(IR, F)", _ALL3, "mutual_information", _SOURCES,
+        lambda p, *, convention, roi, memo: _mutual_information(p.vis, p.ir, p.fused, convention, memo),
+    ),
+    MetricInfo(
+        "VIF", True, "pixel-domain VIF, VIFp(VI, F) + VIFp(IR, F)", _PY, "vif", _SOURCES,
+        lambda p, *, convention, roi, memo: _vif(p.vis, p.ir, p.fused, convention, memo),
+        aliases=("vifp",),
+    ),
+    MetricInfo(
+        "Qabf", True, "edge information transferred from the sources (Xydeas-Petrovic)", _ALL3, "qabf", _SOURCES,
+        lambda p, *, convention, roi, memo: _qabf(p.vis, p.ir, p.fused, convention, memo),
+    ),
+    MetricInfo(
+        "SSIM", True, "structural similarity to the sources (sum or mean per convention)", _ALL3, "ssim", _SOURCES,
+        lambda p, *, convention, roi, memo: _ssim(p.vis, p.ir, p.fused, convention, memo),
+        windowed=True,
+    ),
+    MetricInfo(
+        "CC", True, "mean correlation coefficient with the sources", _PY, "correlation_coefficient", _SOURCES,
+        lambda p, *, convention, roi, memo: _correlation_coefficient(p.vis, p.ir, p.fused, memo),
+    ),
+    MetricInfo(
+        "SCD", True, "sum of the correlations of differences", _PY, "scd", _SOURCES,
+        lambda p, *, convention, roi, memo: _scd(p.vis, p.ir, p.fused, memo),
+    ),
+    MetricInfo(
+        "PSNR", True, "peak signal-to-noise ratio (convention-specific)", _ALL3, "psnr", _SOURCES,
+        lambda p, *, convention, roi, memo: _psnr(p.vis, p.ir, p.fused, convention),
+    ),
+    MetricInfo(
+        "MSE", False, "mean squared error to the sources (convention-specific range)", _PY, "mse", _SOURCES,
+        lambda p, *, convention, roi, memo: _mse(p.vis, p.ir, p.fused, convention),
+    ),
+    MetricInfo(
+        "RMSE", False, "root mean squared error (VIFB's definition under vifb)", _VIFB, "rmse", _SOURCES,
+        lambda p, *, convention, roi, memo: _rmse(p.vis, p.ir, p.fused, convention),
+    ),
+    MetricInfo(
+        "CE", False, "cross entropy between source and fused histograms", _VIFB, "cross_entropy", _SOURCES,
+        lambda p, *, convention, roi, memo: _cross_entropy(p.vis, p.ir, p.fused, memo),
+    ),
+    MetricInfo(
+        "EI", True, "edge intensity (mean Sobel magnitude)", _VIFB, "edge_intensity", _FUSED,
+        lambda p, *, convention, roi, memo: edge_intensity(p.fused),
+    ),
+    MetricInfo(
+        "Nabf", False, "fusion artefacts (Kumar's modified Nabf)", ("tang",), "nabf", _SOURCES,
+        lambda p, *, convention, roi, memo: _nabf(p.vis, p.ir, p.fused, memo),
+    ),
+    MetricInfo(
+        "Qcb", True, "Chen-Blum perceptual quality", _VIFB, "qcb", _SOURCES,
+        lambda p, *, convention, roi, memo: _qcb(p.vis, p.ir, p.fused, memo),
+    ),
+    MetricInfo(
+        "Qcv", False, "Chen-Varshney perceptual distortion", _VIFB, "qcv", _SOURCES,
+        lambda p, *, convention, roi, memo: _qcv(p.vis, p.ir, p.fused, memo),
+    ),
+    MetricInfo(
+        "ROI-SSIM", True, "SSIM restricted to a region of interest (needs roi)", (), "roi_ssim", _SOURCES + ("roi",),
+        lambda p, *, convention, roi, memo: _roi_ssim(p.vis, p.ir, p.fused, roi, convention, memo),
+        windowed=True,
+    ),
 ]
+# fmt: on
 
-METRICS: dict[str, MetricInfo] = {
-    name: MetricInfo(name, better, desc, _in(name), fn) for name, better, desc, fn in _TABLE
-}
-
-_ALIASES = {"vifp": "VIF"}
+METRICS: dict[str, MetricInfo] = {m.name: m for m in _ENTRIES}
 
 
 def _key(name: str) -> str:
     return name.lower().replace("-", "").replace("_", "").replace(" ", "")
 
 
-_LOOKUP = {_key(n): n for n in METRICS} | {_key(k): v for k, v in _ALIASES.items()}
+_LOOKUP = {_key(m.name): m.name for m in _ENTRIES} | {_key(a): m.name for m in _ENTRIES for a in m.aliases}
 
 
 def resolve_metric(name: str) -> str:
@@ -96,4 +219,4 @@ def list_metrics(convention: str | None = None) -> list[str]:
     if convention is None:
         return list(METRICS)
     convention = check_convention(convention)
-    return [n for n in METRICS if convention in METRICS[n].conventions]
+    return [n for n, m in METRICS.items() if convention in m.conventions]

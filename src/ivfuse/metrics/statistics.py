@@ -14,16 +14,16 @@ from ._memo import Memo, cached
 __all__ = ["correlation", "correlation_coefficient", "scd", "standard_deviation"]
 
 
-def standard_deviation(img) -> float:
+def standard_deviation(fused) -> float:
     """SD: population standard deviation ``sqrt(sum((F - mean)^2) / (M N))`` (VIFB calls it Variance).
 
     Args:
-        img: (H, W) float64 in 0..255.
+        fused: (H, W) float64 image in 0..255.
 
     Returns:
         SD in gray levels. Higher is better (more contrast).
     """
-    f = as_plane(img, "img", 1)
+    f = as_plane(fused, "fused", 1)
     return float(np.sqrt(sum_of_squares(f - f.mean()) / f.size))
 
 
@@ -45,36 +45,36 @@ def correlation(x, y) -> float:
         return float(np.float64(sum_of_products(dx, dy)) / den)
 
 
-def correlation_coefficient(a, b, f) -> float:
-    """CC: ``(corr(a, f) + corr(b, f)) / 2``.
+def correlation_coefficient(fused, *, ir, vis) -> float:
+    """CC: ``(corr(vis, fused) + corr(ir, fused)) / 2``.
 
     Args:
-        a: (H, W) float64 source in 0..255.
-        b: (H, W) float64 other source.
-        f: (H, W) float64 fused image.
+        fused: (H, W) float64 fused image in 0..255.
+        ir: (H, W) float64 infrared source in 0..255, keyword-only.
+        vis: (H, W) float64 visible source in 0..255, keyword-only.
 
     Returns:
         Mean correlation in [-1, 1]. Higher is better.
     """
-    a, b, f = as_planes((a, "a"), (b, "b"), (f, "f"), min_size=1)
+    f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=1)
     return _correlation_coefficient(a, b, f, Memo())
 
 
-def scd(a, b, f) -> float:
+def scd(fused, *, ir, vis) -> float:
     """SCD, sum of the correlations of differences (Aslantas and Bendes 2015).
 
-    ``SCD = corr(f - b, a) + corr(f - a, b)``: what the fused image adds over one source should
-    look like the other source. Symmetric in ``a`` and ``b``.
+    ``SCD = corr(fused - ir, vis) + corr(fused - vis, ir)``: what the fused image adds over one
+    source should look like the other source. Symmetric in ``ir`` and ``vis``.
 
     Args:
-        a: (H, W) float64 source in 0..255.
-        b: (H, W) float64 other source.
-        f: (H, W) float64 fused image.
+        fused: (H, W) float64 fused image in 0..255.
+        ir: (H, W) float64 infrared source in 0..255, keyword-only.
+        vis: (H, W) float64 visible source in 0..255, keyword-only.
 
     Returns:
         SCD in [-2, 2]. Higher is better.
     """
-    a, b, f = as_planes((a, "a"), (b, "b"), (f, "f"), min_size=1)
+    f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=1)
     return _scd(a, b, f, Memo())
 
 
