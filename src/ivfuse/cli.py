@@ -101,7 +101,7 @@ def _cmd_fuse(args) -> int:
             raise ValueError(f"--dtype {args.dtype} needs --backend torch (onnxruntime runs float32)")
         if args.save_maps:
             raise ValueError("--save-maps needs --backend torch (the ONNX graph returns the fused image only)")
-        model = load_model(model, backend=args.backend, checkpoint_path=args.checkpoint)
+        model = load_model(model, backend="onnxruntime", checkpoint_path=args.checkpoint)
         args.checkpoint = None
     folder_mode = args.dataset is not None or (args.ir and Path(args.ir).is_dir()) or (args.vis and Path(args.vis).is_dir())
     if folder_mode:
@@ -231,8 +231,13 @@ def _add_eval(sub) -> None:
     p.add_argument("dataset", nargs="?", help="dataset folder with infrared/visible subfolders")
     p.add_argument("--ir", help="folder of infrared (or MRI) images")
     p.add_argument("--vis", help="folder of visible (or CT/PET/SPECT) images")
-    p.add_argument("--fused", action="append", required=True, metavar="[NAME=]DIR",
+    p.add_argument("--fused", action="append", metavar="[NAME=]DIR",
                    help="folder of fused images, matched by file stem; repeat for several methods")
+    p.add_argument("--foreground", action="append", metavar="MODEL[=FILE]|pseudo",
+                   help="instead of --fused: IoU and F1 of the model's foreground map (p > 0.5) against the boxes "
+                        "or masks of --roi (default: the dataset's own labels); 'pseudo' scores the infrared "
+                        "pseudo-ROIs; repeat for several")
+    p.add_argument("--device", default="auto", help="device for --foreground models: auto, cpu, cuda, cuda:N")
     p.add_argument("--template", default="{name}", help="fused file stem pattern, e.g. '{name}_ADF' (default '{name}')")
     p.add_argument("--metrics", default=None, help="comma-separated metric names (default: the convention's table)")
     p.add_argument("--convention", default=None,
@@ -265,6 +270,42 @@ def _cmd_eval(args) -> int:
     if args.dataset is None and not (args.ir and args.vis):
         _err("give a dataset folder or both --ir DIR and --vis DIR")
         return 2
+    if bool(args.fused) == bool(args.foreground):
+        _err("give --fused DIR (score fused images) or --foreground MODEL (score a foreground map), not both")
+        return 2
+    if args.foreground:  # each model's thresholded foreground map against the reference regions
+        from . import data
+        from .evaluation import foreground_markdown, foreground_predictor, score_foreground, write_foreground
+
+        if args.metrics or args.convention:
+            _err("--metrics and --convention score fused images; --foreground takes neither")
+            return 2
+        scan = find_pairs(args.dataset, ir_dir=args.ir, vis_dir=args.vis)
+        if not scan.pairs:
+            raise ValueError(f"no infrared/visible pairs found in '{scan.ir_dir}' and '{scan.vis_dir}'")
+        spec = args.roi
+        if spec is None:
+            found = data.find_label_sources(args.dataset) if args.dataset else data.LabelSources()
+            spec = found.mask_dir or found.box_path
+            if spec is None:
+                raise ValueError("--foreground needs reference regions: the dataset folder has no labels/ or masks/; "
+                                 "give --roi with a box or mask folder or a COCO .json")
+        truth = roi_source(spec)
+        if args.output is not None:
+            check_output_dir(args.output)
+        predictors = [foreground_predictor(s, args.device) for s in args.foreground]  # every model checked first
+        results = [score_foreground(p, scan.pairs, truth, progress=not args.quiet) for p in predictors]
+        title = f"{len(scan.pairs)} pairs, foreground against {spec}"
+        print(foreground_markdown(results, title))
+        if args.output is not None:
+            print("wrote " + ", ".join(str(p) for p in write_foreground(results, args.output, title)))
+        problems = [(r.name, image, why) for r in results for image, why in r.problems]
+        if problems:
+            print(f"{len(problems)} pairs could not be scored:", file=sys.stderr)
+            for name, image, why in problems:
+                print(f"  {name}/{image}: {why}", file=sys.stderr)
+            return 1
+        return 0
     folders = {}
     for spec in args.fused:
         name, _, folder = spec.rpartition("=")
