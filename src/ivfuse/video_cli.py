@@ -67,6 +67,8 @@ def _cmd_fuse_video(args) -> int:
     from .shard import parse_shard
 
     ir, vis = Path(args.ir), Path(args.vis)
+    if args.model and args.model.lower().endswith(".onnx"):
+        args.backend = "onnxruntime"
     common = dict(offset=args.offset, every=args.every, register=args.register, codec=args.codec,
                   by_time=True if args.by_time else None, device=args.device, overwrite=args.overwrite,
                   progress=not args.quiet)
