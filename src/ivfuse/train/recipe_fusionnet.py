@@ -45,9 +45,11 @@ from .config import LossSpec, TrainConfig
 from .recipes import base_config, register_recipe
 
 __all__ = [
+    "ABLATIONS",
     "CPU_LOSS_WEIGHTS",
     "CPU_STEPS",
     "TargetAwareLoss",
+    "ablation_config",
     "degrade_boxes",
     "fusionnet_loss_spec",
     "fusionnet_recipe",
@@ -241,4 +243,34 @@ def fusionnet_recipe(preset: str) -> TrainConfig:
         "FusionNet target-aware loss (SSIM + intensity-to-max + gradient-to-max, globally and inside the ROI, "
         f"weights {w['ssim']:g}:{w['intensity']:g}:{w['gradient']:g}, lambda_roi = 1); ROI = annotation boxes, else pseudo-ROIs"
     )
+    return cfg
+
+
+#: The paper's component ablations (its "first experiments") as (model kwargs, loss kwargs).
+ABLATIONS: dict[str, tuple[dict, dict]] = {
+    "full": ({}, {}),
+    "wo_attention": ({"attention": False}, {}),
+    "wo_alpha": ({"alpha_blend": False}, {}),
+    "wo_roi": ({}, {"roi_weight": 0.0}),
+}
+
+
+def ablation_config(name: str, preset: str = "cpu", model: str = "fusionnet_cpu") -> TrainConfig:
+    """The recipe of ``model`` under ``preset`` with one component ablation applied.
+
+    Args:
+        name: "full", "wo_attention" (no modality attention), "wo_alpha" (no alpha blending: the
+            decoder writes the image) or "wo_roi" (lambda_roi = 0: the global loss alone).
+        preset: "paper" or "cpu".
+        model: a registered FusionNet variant.
+    """
+    if name not in ABLATIONS:
+        raise ValueError(f"unknown ablation '{name}'; choose one of {', '.join(ABLATIONS)}")
+    from .recipes import make_config
+
+    cfg = make_config(model, preset)
+    model_kw, loss_kw = ABLATIONS[name]
+    cfg.model_kwargs = {**cfg.model_kwargs, **model_kw}
+    cfg.loss = LossSpec(cfg.loss.name, {**cfg.loss.kwargs, **loss_kw})
+    cfg.description = f"{cfg.description}; ablation {name}"
     return cfg
