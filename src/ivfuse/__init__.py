@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .io import find_pairs, load_pair, read_image, write_image
     from .metrics import evaluate
     from .models import create_model, list_models
+    from .registration import register
 
 # The public names and the submodule each comes from, imported on first use: ``import ivfuse``
 # stays cheap, and ``import ivfuse.metrics`` (numpy and scipy only) does not pull in torch
@@ -33,6 +34,7 @@ _LAZY = {
     "create_model": "models",
     "list_models": "models",
     "evaluate": "metrics",
+    "register": "registration",  # needs OpenCV (the cv extra), imported only when used
 }
 
 __all__ = [
@@ -48,6 +50,7 @@ __all__ = [
     "read_image",
     "write_image",
     "evaluate",
+    "register",
 ]
 
 

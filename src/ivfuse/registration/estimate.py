@@ -1,0 +1,364 @@
+"""Two-stage registration of an infrared/visible pair: coarse template matching, then keypoints and RANSAC.
+
+Stages (``estimate``):
+
+1. Coarse, only when the moving image is smaller than the fixed one (a narrower field of view
+   inside a wider one): the structure maps (see :func:`features.structure_map`) of both images
+   are compared by normalised cross-correlation at a range of scales of the moving map; the best
+   peak gives a scale and a shift.
+2. Fine: ORB keypoints on the fixed structure map and on the coarsely warped moving structure
+   map, Hamming matching with Lowe's ratio test, a gate on the distance from the coarse
+   prediction, RANSAC homography; then ECC (enhanced correlation coefficient) refinement of the
+   homography on the structure maps, kept only when it raises the correlation.
+3. Optional dense residual (``flow`` / ``both``): DIS optical flow between the structure maps of
+   the fixed image and the warped moving image, smoothed with weights from the edge strength.
+
+Every homography is checked for plausibility (positive determinant, scale range, anisotropy,
+perspective distortion, inlier count and ratio) and a :class:`RegistrationError` names the pair
+and the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .features import as_gray, check_texture, structure_map, to_u8
+from .transform import Registration, RegistrationError, map_points, needs_cv2
+
+__all__ = ["RegistrationParams", "estimate", "refine_flow", "METHODS"]
+
+METHODS = ("homography", "flow", "both")
+
+
+@dataclass
+class RegistrationParams:
+    """Settings of :func:`estimate` (the defaults are the ones benchmarked in docs/registration.md).
+
+    Attributes:
+        coarse_min_scale, coarse_max_scale: scale range (moving to fixed) searched by template
+            matching; the upper end is also limited by the moving image having to fit.
+        coarse_steps: scales tried, geometrically spaced.
+        coarse_width: the fixed structure map is resized to this width for template matching.
+        orb_features: ORB keypoints per image.
+        ratio: Lowe's ratio test threshold.
+        gate: largest distance (fraction of the fixed image's diagonal) between a match and the
+            coarse prediction.
+        ransac_px: RANSAC reprojection threshold in fixed pixels.
+        min_inliers, min_inlier_ratio: below either, the pair is refused.
+        scale_range: allowed scale of the final homography relative to the coarse scale.
+        max_anisotropy: largest ratio of the two singular values of the homography's Jacobian.
+        max_perspective: largest relative change of the projective denominator over the moving image.
+        ecc_iterations: ECC refinement iterations (0 to skip the refinement).
+        flow_smooth: sigma (pixels) of the edge-weighted smoothing of the dense residual.
+        flow_max: largest residual displacement kept, in pixels (larger ones are clipped).
+        flow_passes: dense passes, each measuring what the previous ones left.
+        features: what ORB describes: "structure" (edge maps, the default: best across modalities
+            in the benchmark), "gray" or "clahe" (contrast-equalised gray).
+        model: RANSAC model of the keypoint stage, "affine" (4 degrees of freedom: scale, rotation,
+            shift; ECC then refines a full homography) or "homography".
+    """
+
+    coarse_min_scale: float = 0.4
+    coarse_max_scale: float = 2.5
+    coarse_steps: int = 36
+    coarse_width: int = 480
+    orb_features: int = 4000
+    ratio: float = 0.9
+    gate: float = 0.12
+    ransac_px: float = 4.0
+    min_inliers: int = 12
+    min_inlier_ratio: float = 0.08
+    scale_range: tuple[float, float] = (0.7, 1.4)
+    max_anisotropy: float = 1.3
+    max_perspective: float = 0.15
+    ecc_iterations: int = 100
+    flow_smooth: float = 20.0
+    flow_max: float = 80.0
+    flow_passes: int = 1
+    features: str = "structure"
+    model: str = "affine"
+
+
+def estimate(fixed: np.ndarray, moving: np.ndarray, method: str = "homography", name: str = "",
+             params: RegistrationParams | None = None) -> Registration:
+    """Estimate the transform that puts ``moving`` onto ``fixed``'s pixel grid.
+
+    Args:
+        fixed: (H, W) or (H, W, 3) float image in [0, 1] (the reference grid, e.g. the visible image).
+        moving: (h, w) or (h, w, 3) float image in [0, 1], any size (e.g. the infrared image).
+        method: "homography" (global), "flow" (dense field only, after the coarse stage), or
+            "both" (homography, then a dense residual).
+        name: pair name used in error messages.
+        params: settings; the defaults when None.
+
+    Returns:
+        A :class:`Registration`; ``apply(moving)`` gives the registered image and its valid mask.
+
+    Raises:
+        RegistrationError: no texture, too few inliers, or an implausible transform.
+        ValueError: unknown ``method``.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown registration method '{method}'; use one of {', '.join(METHODS)}")
+    p = params or RegistrationParams()
+    fg = as_gray(fixed, "fixed", name)
+    mg = as_gray(moving, "moving", name)
+    check_texture(fg, "fixed", name)
+    check_texture(mg, "moving", name)
+    fs, ms = structure_map(fg), structure_map(mg)
+    h0, cscale, cscore = _coarse(fs, ms, p, name)
+    inliers = matches = 0
+    extra: dict = {"coarse_score": None if not np.isfinite(cscore) else round(float(cscore), 4)}
+    hom = h0
+    if method in ("homography", "both"):
+        try:
+            hom, inliers, matches = _keypoints((fs, fg), (ms, mg), h0, p, name)
+            hom = _ecc(fs, ms, hom, p)
+            _check_plausible(hom, mg.shape, cscale, p, name)
+        except RegistrationError as exc:
+            if method == "homography":
+                raise
+            # "both": the dense stage starts from the coarse transform instead, and the JSON says why.
+            hom, inliers, matches = h0, 0, 0
+            extra["homography_error"] = str(exc)
+    reg = Registration(homography=hom, flow=None, fixed_shape=fg.shape, method=method, inliers=inliers,
+                       moving_shape=mg.shape, matches=matches, coarse_scale=cscale, name=name, extra=extra)
+    if method in ("flow", "both"):
+        reg.flow = _dense_residual(fs, ms, reg, p, name)
+    reg.scale, reg.angle = _scale_angle(hom, mg.shape)
+    reg.score = _score(fs, ms, reg)
+    return reg
+
+
+def refine_flow(fixed: np.ndarray, moving: np.ndarray, reg: Registration,
+                params: RegistrationParams | None = None) -> np.ndarray:
+    """The dense residual (H, W, 2) float32 of ``moving`` after ``reg``'s homography (images as in :func:`estimate`)."""
+    p = params or RegistrationParams()
+    fg, mg = as_gray(fixed, "fixed", reg.name), as_gray(moving, "moving", reg.name)
+    return _dense_residual(structure_map(fg), structure_map(mg), reg, p, reg.name)
+
+
+# ----------------------------------------------------------------------------------------------
+# Coarse stage
+# ----------------------------------------------------------------------------------------------
+
+
+def _coarse(fs: np.ndarray, ms: np.ndarray, p: RegistrationParams, name: str) -> tuple[np.ndarray, float, float]:
+    """(H0, scale, score): multi-scale template matching of the moving structure map in the fixed one."""
+    cv2 = needs_cv2()
+    (fh, fw), (mh, mw) = fs.shape, ms.shape
+    fit = min(fh / mh, fw / mw)
+    if fit <= 1.1 and fit * max(mh / fh, mw / fw) >= 0.9:  # same field of view: start from a plain rescale
+        sx, sy = fw / mw, fh / mh
+        return np.diag([sx, sy, 1.0]), math.sqrt(sx * sy), float("nan")
+    r = min(1.0, p.coarse_width / fw)
+    fsmall = cv2.resize(fs, (max(8, round(fw * r)), max(8, round(fh * r))), interpolation=cv2.INTER_AREA)
+    fsmall = cv2.GaussianBlur(fsmall, (0, 0), 1.0)
+    hi = min(p.coarse_max_scale, fit)
+    lo = min(p.coarse_min_scale, hi)
+    best = (-2.0, 1.0, (0, 0))
+    for s in np.geomspace(lo, hi, p.coarse_steps):
+        tw, th = round(mw * s * r), round(mh * s * r)
+        if tw < 16 or th < 16 or tw > fsmall.shape[1] or th > fsmall.shape[0]:
+            continue
+        tmpl = cv2.GaussianBlur(cv2.resize(ms, (tw, th), interpolation=cv2.INTER_AREA), (0, 0), 1.0)
+        res = cv2.matchTemplate(fsmall, tmpl, cv2.TM_CCOEFF_NORMED)
+        _, val, _, loc = cv2.minMaxLoc(res)
+        if val > best[0]:
+            best = (float(val), float(s), loc)
+    score, s, (lx, ly) = best
+    if score <= -2.0:
+        raise RegistrationError(f"'{name}': template matching found no scale at which the moving image fits")
+    # The template's top-left pixel centre lands at (lx, ly) of the small map.
+    sx = round(mw * s * r) / (mw * r)
+    sy = round(mh * s * r) / (mh * r)
+    h0 = np.array([[sx, 0, lx / r + 0.5 * (sx - 1)], [0, sy, ly / r + 0.5 * (sy - 1)], [0, 0, 1.0]])
+    return h0, math.sqrt(sx * sy), score
+
+
+# ----------------------------------------------------------------------------------------------
+# Fine stage
+# ----------------------------------------------------------------------------------------------
+
+
+def _keypoints(fixed: tuple[np.ndarray, np.ndarray], moving: tuple[np.ndarray, np.ndarray], h0: np.ndarray,
+               p: RegistrationParams, name: str) -> tuple[np.ndarray, int, int]:
+    """ORB + Hamming ratio test + gate + RANSAC between the fixed image and the coarsely warped moving one.
+
+    ``fixed`` and ``moving`` are (structure map, gray) each; ``p.features`` picks which ORB sees.
+    """
+    cv2 = needs_cv2()
+    (fs, fg), (ms, mg) = fixed, moving
+    fh, fw = fs.shape
+    warped = cv2.warpPerspective(ms, h0, (fw, fh), flags=cv2.INTER_LINEAR, borderValue=0)
+    cover = cv2.warpPerspective(np.ones_like(ms), h0, (fw, fh), flags=cv2.INTER_NEAREST, borderValue=0)
+    cover = cv2.erode(to_u8(cover), np.ones((15, 15), np.uint8))
+    orb = cv2.ORB_create(nfeatures=p.orb_features, scaleFactor=1.2, nlevels=6, edgeThreshold=15, patchSize=31,
+                         fastThreshold=5)
+    if p.features == "structure":
+        a, b = fs, warped
+    else:
+        a, b = fg, cv2.warpPerspective(mg, h0, (fw, fh), flags=cv2.INTER_LINEAR, borderValue=0)
+        if p.features == "clahe":
+            cl = cv2.createCLAHE(2.0, (8, 8))
+            a, b = cl.apply(to_u8(a)) / 255.0, cl.apply(to_u8(b)) / 255.0
+    kf, df = orb.detectAndCompute(to_u8(a), cover)
+    km, dm = orb.detectAndCompute(to_u8(b), cover)
+    if df is None or dm is None or len(kf) < p.min_inliers or len(km) < p.min_inliers:
+        raise RegistrationError(f"'{name}': no texture to match ({0 if kf is None else len(kf)} fixed and "
+                                f"{0 if km is None else len(km)} moving keypoints)")
+    pf = np.float32([k.pt for k in kf])
+    pm = np.float32([k.pt for k in km])
+    gate = p.gate * math.hypot(fw, fh)
+    knn = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(dm, df, k=2)
+    src, dst = [], []
+    for pair in knn:
+        if len(pair) < 2:
+            continue
+        a, b = pair
+        if a.distance < p.ratio * b.distance and np.hypot(*(pm[a.queryIdx] - pf[a.trainIdx])) < gate:
+            src.append(pm[a.queryIdx])
+            dst.append(pf[a.trainIdx])
+    n = len(src)
+    if n < p.min_inliers:
+        raise RegistrationError(f"'{name}': too few keypoint matches ({n}, need {p.min_inliers})")
+    src_a, dst_a = np.float32(src), np.float32(dst)
+    if p.model == "affine":
+        a1, mask = cv2.estimateAffinePartial2D(src_a, dst_a, method=cv2.RANSAC, ransacReprojThreshold=p.ransac_px,
+                                               maxIters=5000, confidence=0.999, refineIters=10)
+        h1 = None if a1 is None else np.vstack([a1, [0, 0, 1]])
+    else:
+        h1, mask = cv2.findHomography(src_a, dst_a, cv2.USAC_MAGSAC, p.ransac_px, maxIters=5000, confidence=0.999)
+    if h1 is None:
+        h1, mask = cv2.findHomography(src_a, dst_a, cv2.RANSAC, p.ransac_px, maxIters=5000)
+    if h1 is None or mask is None:
+        raise RegistrationError(f"'{name}': RANSAC found no homography in {n} matches")
+    inl = int(mask.sum())
+    if inl < p.min_inliers or inl < p.min_inlier_ratio * n:
+        raise RegistrationError(f"'{name}': too few inliers ({inl} of {n} matches, need {p.min_inliers} "
+                                f"and {p.min_inlier_ratio:.0%})")
+    hom = h1 @ h0
+    return hom / hom[2, 2], inl, n
+
+
+def _ecc(fs: np.ndarray, ms: np.ndarray, hom: np.ndarray, p: RegistrationParams) -> np.ndarray:
+    """ECC refinement of ``hom`` (moving -> fixed) on blurred structure maps; kept only if it helps."""
+    if p.ecc_iterations <= 0:
+        return hom
+    cv2 = needs_cv2()
+    tmpl = cv2.GaussianBlur(ms, (0, 0), 1.0)
+    inp = cv2.GaussianBlur(fs, (0, 0), 1.0)
+    crit = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, p.ecc_iterations, 1e-6)
+    before = _corr(inp, tmpl, hom)
+    try:
+        _, w = cv2.findTransformECC(tmpl, inp, hom.astype(np.float32).copy(), cv2.MOTION_HOMOGRAPHY, crit, None, 5)
+    except cv2.error:
+        return hom
+    w = w.astype(np.float64)
+    w /= w[2, 2]
+    if not np.isfinite(w).all():
+        return hom
+    # ECC can drift far on repetitive texture; keep it only when it moves the corners a little and helps.
+    h, wd = ms.shape
+    c = np.array([[0, 0], [wd - 1, 0], [wd - 1, h - 1], [0, h - 1]], float)
+    shift = np.abs(map_points(w, c) - map_points(hom, c)).max()
+    if shift > 0.03 * math.hypot(*fs.shape) or _corr(inp, tmpl, w) <= before:
+        return hom
+    return w
+
+
+def _corr(fixed_map: np.ndarray, moving_map: np.ndarray, hom: np.ndarray) -> float:
+    """Zero-mean normalised correlation of the moving map and the fixed map sampled at hom(x)."""
+    cv2 = needs_cv2()
+    h, w = moving_map.shape
+    back = cv2.warpPerspective(fixed_map, hom, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                               borderValue=np.nan)
+    ok = np.isfinite(back)
+    if ok.sum() < 100:
+        return -1.0
+    a, b = back[ok] - back[ok].mean(), moving_map[ok] - moving_map[ok].mean()
+    return float((a * b).sum() / max(math.sqrt((a * a).sum() * (b * b).sum()), 1e-12))
+
+
+def _scale_angle(hom: np.ndarray, shape: tuple[int, int]) -> tuple[float, float]:
+    """Mean scale and rotation (degrees) of the homography's Jacobian at the moving image's centre."""
+    j = _jacobian(hom, shape)
+    return math.sqrt(abs(np.linalg.det(j))), math.degrees(math.atan2(j[1, 0] - j[0, 1], j[0, 0] + j[1, 1]))
+
+
+def _jacobian(hom: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    h, w = shape
+    x, y = (w - 1) / 2, (h - 1) / 2
+    v = hom @ np.array([x, y, 1.0])
+    return (hom[:2, :2] * v[2] - np.outer(v[:2], hom[2, :2])) / v[2] ** 2
+
+
+def _check_plausible(hom: np.ndarray, shape: tuple[int, int], cscale: float, p: RegistrationParams,
+                     name: str) -> None:
+    if not np.isfinite(hom).all():
+        raise RegistrationError(f"'{name}': degenerate homography (not finite)")
+    h, w = shape
+    c = np.array([[0, 0, 1], [w - 1, 0, 1], [w - 1, h - 1, 1], [0, h - 1, 1]], float) @ hom.T
+    den = c[:, 2]
+    if (den <= 0).any():
+        raise RegistrationError(f"'{name}': degenerate homography (the moving image folds over the horizon)")
+    persp = float(den.max() / den.min() - 1)
+    if persp > p.max_perspective:
+        raise RegistrationError(f"'{name}': implausible transform (perspective change {persp:.2f} over the image, "
+                                f"limit {p.max_perspective})")
+    j = _jacobian(hom, shape)
+    det = float(np.linalg.det(j))
+    if det <= 0:
+        raise RegistrationError(f"'{name}': degenerate homography (determinant {det:.3g}: mirrored or collapsed)")
+    sv = np.linalg.svd(j, compute_uv=False)
+    scale = math.sqrt(det)
+    lo, hi = p.scale_range
+    if not lo * cscale <= scale <= hi * cscale:
+        raise RegistrationError(f"'{name}': implausible transform (scale {scale:.3f}, expected "
+                                f"{lo * cscale:.3f}..{hi * cscale:.3f})")
+    if sv[0] / sv[1] > p.max_anisotropy:
+        raise RegistrationError(f"'{name}': implausible transform (shear/anisotropy {sv[0] / sv[1]:.2f}, "
+                                f"limit {p.max_anisotropy})")
+
+
+# ----------------------------------------------------------------------------------------------
+# Dense residual
+# ----------------------------------------------------------------------------------------------
+
+
+def _dense_residual(fs: np.ndarray, ms: np.ndarray, reg: Registration, p: RegistrationParams,
+                    name: str) -> np.ndarray:
+    """(H, W, 2) float32: DIS flow from the fixed structure map to the registered moving one, smoothed.
+
+    Run ``flow_passes`` times, each pass measuring what is left after the previous ones (the
+    increments are small and smooth, so they are added).
+    """
+    cv2 = needs_cv2()
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    a = to_u8(cv2.GaussianBlur(fs, (0, 0), 1.0))
+    total = np.zeros((*fs.shape, 2), np.float32)
+    for k in range(p.flow_passes):
+        step = Registration(reg.homography, total if k else None, reg.fixed_shape, moving_shape=reg.moving_shape)
+        warped, valid = step.apply(ms)
+        b = to_u8(cv2.GaussianBlur(warped, (0, 0), 1.0))
+        flow = dis.calc(a, b, None)
+        if not np.isfinite(flow).all():
+            raise RegistrationError(f"'{name}': dense refinement diverged")
+        # Trust the flow where both maps have edges and the moving image is present; spread it smoothly.
+        wgt = (np.minimum(fs, warped) * valid).astype(np.float32)
+        wgt = cv2.GaussianBlur(wgt, (0, 0), 2.0) + 1e-4
+        sm = p.flow_smooth / (k + 1)
+        den = cv2.GaussianBlur(wgt, (0, 0), sm)
+        total += np.stack([cv2.GaussianBlur(flow[..., c] * wgt, (0, 0), sm) / den for c in range(2)], axis=-1)
+    return np.clip(total, -p.flow_max, p.flow_max).astype(np.float32)
+
+
+def _score(fs: np.ndarray, ms: np.ndarray, reg: Registration) -> float:
+    warped, valid = reg.apply(ms)
+    if valid.sum() < 100:
+        return -1.0
+    a, b = fs[valid] - fs[valid].mean(), warped[valid] - warped[valid].mean()
+    return float((a * b).sum() / max(math.sqrt((a * a).sum() * (b * b).sum()), 1e-12))
