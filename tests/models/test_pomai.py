@@ -68,13 +68,13 @@ def test_bad_inputs_raise():
         model.set_stage("stage3")
 
 
-def test_eval_is_deterministic_and_batch_independent():
+def test_eval_is_batch_independent():
+    # Determinism in eval mode (two calls equal) is part of tests/models/test_contract.py.
     model = tiny().eval()
     ir, vis = pair(2, 12, 20)
     with torch.no_grad():
-        a, b = model(ir, vis), model(ir, vis)
+        a = model(ir, vis)
         single = model(ir[1:], vis[1:])
-    assert torch.equal(a, b)
     torch.testing.assert_close(a[1:], single, atol=1e-5, rtol=1e-5)
 
 
