@@ -219,15 +219,28 @@ def load_model(model: str | nn.Module | None = None, *, backend: str = "torch",
 
     Args:
         model: registry name, model instance, or (onnxruntime backend) an ``.onnx`` file; None: the default model.
-        backend: ``"torch"`` or ``"onnxruntime"``; with a registry name or instance the latter exports the
-            model in memory (no file, nothing cached) and loads the result.
+        backend: ``"torch"``, ``"onnxruntime"`` (a registry name or instance is exported in memory: no file,
+            nothing cached) or ``"auto"`` (onnxruntime when it is installed and the model exports, else torch).
 
     Raises:
         ValueError: unknown backend, an ``.onnx`` file with the torch backend; ExportError, MissingExtraError.
     """
-    if backend not in ("torch", "onnxruntime"):
-        raise ValueError(f"--backend must be 'torch' or 'onnxruntime', got '{backend}'")
+    if backend not in ("torch", "onnxruntime", "auto"):
+        raise ValueError(f"--backend must be 'torch', 'onnxruntime' or 'auto', got '{backend}'")
+    if isinstance(model, OnnxModel):  # already an onnxruntime session
+        return model
     is_file = isinstance(model, (str, os.PathLike)) and str(model).lower().endswith(".onnx")
+    if backend == "auto":  # onnxruntime where it is installed and the model exports (faster for the networks)
+        if is_file:
+            return OnnxModel(model)
+        net, name = _resolve(model, checkpoint_path)
+        try:
+            require("onnx", "onnx", "ONNX export")
+            require("onnxruntime", "onnx", "the onnxruntime backend")
+            data, _card = onnx_bytes(net, opset=opset, name=name)
+        except (ImportError, ExportError):
+            return net
+        return OnnxModel(data, memory_per_pixel=getattr(net, "memory_per_pixel", None))
     if backend == "torch":
         if is_file:
             raise ValueError(f"--model '{model}': an .onnx file needs --backend onnxruntime")

@@ -155,7 +155,7 @@ def fuse_video(
     every: int = 1,
     register: str = "off",
     frames_out: str | os.PathLike | None = None,
-    backend: str = "torch",
+    backend: str = "auto",
     checkpoint_path: str | os.PathLike | None = None,
     device: str = "auto",
     codec: str = "h264",
@@ -177,7 +177,7 @@ def fuse_video(
             needs :mod:`ivfuse.registration`).
         frames_out: folder for the sampled pairs as a dataset (``ir/NNNNNN.png``, ``vi/NNNNNN.png``, NNNNNN the
             visible frame index), readable by ``ivfuse fuse`` and ``ivfuse train``.
-        backend: ``"torch"`` or ``"onnxruntime"``.
+        backend: ``"torch"``, ``"onnxruntime"`` or ``"auto"`` (see :func:`ivfuse.export.load_model`).
         codec: ``"h264"`` or ``"mp4v"``.
         by_time: pair by timestamps (None: when the frame rates differ).
         overwrite: replace an existing output video / frames.
@@ -295,7 +295,7 @@ class ClipsResult:
 
 
 def fuse_clips(ir_dir, vis_dir, out_dir: str | os.PathLike | None, *, frames_out: str | os.PathLike | None = None,
-               shard: tuple[int, int] | None = None, ext: str = ".mp4", model=None, backend: str = "torch",
+               shard: tuple[int, int] | None = None, ext: str = ".mp4", model=None, backend: str = "auto",
                checkpoint_path=None, on_clip: Callable[[str, str | None], None] | None = None,
                **kwargs) -> ClipsResult:
     """Fuse every clip pair of two folders (matched by stem) into ``out_dir/<name><ext>``, going on past failures.
@@ -317,6 +317,7 @@ def fuse_clips(ir_dir, vis_dir, out_dir: str | os.PathLike | None, *, frames_out
     for name, ir, vis in select_shard(clips, shard):
         try:
             r = fuse_video(ir, vis, Path(out_dir) / f"{name}{ext}" if out_dir is not None else None, net,
+                           backend="torch",  # the model is loaded (and converted) once, above
                            frames_out=Path(frames_out) / name if frames_out is not None else None, **kwargs)
             res.results.append(r)
             err = None
