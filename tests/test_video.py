@@ -229,3 +229,15 @@ def test_m3svd_clip_pairs_readable(shared_dir):
     assert len(clips) == 2 and not unmatched
     info = probe(clips[0][1])
     assert (info.width, info.height) == (640, 480) and info.frames > 100
+
+
+def test_two_onnxruntime_workers_keep_frame_order(clips, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from ivfuse.video import fuse_video
+
+    ir, vis = clips
+    out = tmp_path / "out.mp4"
+    r = fuse_video(ir, vis, out, "max", backend="onnxruntime", workers=2, progress=False)
+    assert r.frames == 8
+    assert [float(f.mean()) for f in decode(out)] == pytest.approx([20 + 20 * i for i in range(8)], abs=3)

@@ -180,6 +180,7 @@ class OnnxModel(nn.Module):
         # Idle threads sleep instead of spinning: on shared cores spinning takes the time that
         # decoding, encoding and other processes need (0.33 s against 0.41 s a 640x480 frame, 1 thread, busy machine).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._source, self._memory_per_pixel = source, memory_per_pixel
         if isinstance(source, (bytes, bytearray)):
             what, payload = "<exported model>", bytes(source)
         else:
@@ -199,6 +200,10 @@ class OnnxModel(nn.Module):
         self.source_model = meta.get("ivfuse_model", what)
         if memory_per_pixel is not None:
             self.memory_per_pixel = memory_per_pixel
+
+    def clone(self, threads: int | None = None) -> "OnnxModel":
+        """A new session of the same model (sessions can run concurrently), with ``threads`` intra-op threads."""
+        return OnnxModel(self._source, threads=threads, memory_per_pixel=self._memory_per_pixel)
 
     def forward(self, ir: torch.Tensor, vis: torch.Tensor, return_maps: bool = False):
         from .models.base import check_inputs
