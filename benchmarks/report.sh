@@ -27,7 +27,9 @@ ivfuse bench -q --threads "$THREADS" --models "$MODELS" --metrics "$METRICS" -o 
   --data "$D/test/medical/MRI_CT" --data "$D/test/medical/MRI_PET" --data "$D/test/medical/MRI_SPECT"
 
 # The same TNO table under the cddfuse convention (CDDFuse's evaluator, used by most recent papers).
-ivfuse bench -q --no-speed --convention cddfuse --models "$MODELS" -o "$OUT/cddfuse" --data "$D/test/tno"
+# With test/msrs beside it, for the seeds' published rows (benchmarks/seed_rows.py).
+ivfuse bench -q --no-speed --convention cddfuse --models "$MODELS" -o "$OUT/cddfuse" \
+  --metrics EN,SD,SF,AG,MI,SCD,VIF,Qabf,SSIM --data "$D/test/tno" --data "$D/test/msrs" --peers "$D/test/msrs/fused"
 
 # The README grid: the synthetic demo pair (no dataset images in the repository).
 demo=$(mktemp -d)
@@ -42,6 +44,9 @@ mkdir -p docs/benchmark docs/assets
 cp "$OUT"/quality_*.md "$OUT"/quality_*.csv "$OUT"/speed.md docs/benchmark/
 cp "$OUT/cddfuse/quality_tno.md" docs/benchmark/quality_tno_cddfuse.md
 cp "$OUT/cddfuse/quality_tno.csv" docs/benchmark/quality_tno_cddfuse.csv
+cp "$OUT/cddfuse/quality_msrs.md" docs/benchmark/quality_msrs_cddfuse.md
+cp "$OUT/cddfuse/quality_msrs.csv" docs/benchmark/quality_msrs_cddfuse.csv
 cp "$OUT/demo/grid_ds.png" docs/assets/grid_demo.png
 python benchmarks/targets.py "$OUT" --out docs/benchmark/targets.md
+python benchmarks/seed_rows.py "$OUT/cddfuse" --out docs/benchmark/seeds.md
 echo "tables in docs/benchmark/, grid in docs/assets/grid_demo.png, full report $OUT/index.html"
