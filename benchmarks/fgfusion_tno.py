@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nTNO, {len(pairs)} pairs, convention {conv} (means):\n" + markdown(results, conv))
 
     out = {"model": args.model, "pairs": len(pairs), "params": prof["params"], "gflops_640x480": prof["gflops"],
-           "wall_seconds_640x480": round(latency, 4), "cpu_time_640x480": round(cpu, 4), "threads": args.threads, "results": results}
+           "wall_seconds_640x480": round(latency, 4), "cpu_time_640x480": round(cpu, 4), "threads": args.threads,
+           "results": results}
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
     if args.card:

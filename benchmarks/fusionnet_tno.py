@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / f"tno_{c}.md").write_text(md)
         (args.out / f"tno_{c}.json").write_text(json.dumps(rows[c], indent=2))
         report.append(md)
-    speed_md = ["### CPU cost at 640x480 (2 threads)", "", "| method | params | GFLOPs | s / pair |", "|---|---|---|---|"]
+    speed_md = ["### CPU cost at 640x480 (2 threads)", "", "| method | params | GFLOPs | s / pair |",
+                "|---|---|---|---|"]
     for name, s in speed.items():
         speed_md.append(f"| {name} | {int(s['params'])} | {s['gflops']:.2f} | {s['sec_640x480']:.3f} |")
     report.append("\n".join(speed_md) + "\n")

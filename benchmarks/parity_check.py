@@ -122,7 +122,8 @@ def report(name: str, records: list[dict], worst: int) -> int:
         misses = sum(r["rel"] > r["tol"] for r in rs)
         top = max(rs, key=lambda r: r["rel"])
         print(
-            f"{metric:<6} {rs[0]['tol']:>7.0e} {len(rs):>5} {misses:>5} {statistics.median(r['rel'] for r in rs):>9.2e} "
+            f"{metric:<6} {rs[0]['tol']:>7.0e} {len(rs):>5} {misses:>5} "
+            f"{statistics.median(r['rel'] for r in rs):>9.2e} "
             f"{top['rel']:>9.2e}  {top['image']}/{top['method']}"
         )
     missed = sorted((r for r in records if r["rel"] > r["tol"]), key=lambda r: -r["rel"])

@@ -66,7 +66,8 @@ def main() -> int:
                 sec = _time(args.model, n, args.repeat)
                 rows.append({"state": state, "threads": n, "seconds": round(sec, 4), "load_1min": round(load, 2),
                              "auto_threads": auto_threads()})
-                print(f"{state:14s} threads={n}  {sec:.3f} s  (load {load:.2f}, auto would pick {rows[-1]['auto_threads']})")
+                print(f"{state:14s} threads={n}  {sec:.3f} s  "
+                      f"(load {load:.2f}, auto would pick {rows[-1]['auto_threads']})")
         finally:
             if busy is not None:
                 stop.set()

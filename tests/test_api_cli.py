@@ -50,7 +50,8 @@ def test_output_keeps_colour_and_size_and_16bit(tmp_path, rng):
 def test_gray_visible_gives_gray_output(tmp_path, rng):
     write_image(tmp_path / "vi.png", rng.integers(0, 256, (12, 13)).astype(np.uint8))
     write_image(tmp_path / "ir.png", rng.integers(0, 256, (12, 13)).astype(np.uint8))
-    assert main(["fuse", "--ir", str(tmp_path / "ir.png"), "--vis", str(tmp_path / "vi.png"), "-o", str(tmp_path / "f.png")]) == 0
+    assert main(["fuse", "--ir", str(tmp_path / "ir.png"), "--vis", str(tmp_path / "vi.png"),
+                 "-o", str(tmp_path / "f.png")]) == 0
     assert read_array(tmp_path / "f.png").shape == (12, 13)
 
 

@@ -168,7 +168,8 @@ def test_bench_checkpoint_errors_before_any_work(tmp_path, rng, capsys):
     cases = [
         ([], "model 'tiny_cnn' has no shipped weights; give --checkpoint tiny_cnn=FILE"),
         (["--checkpoint", f"average={good}"], f"checkpoint '{good}' is for 'average', which is not among the models"),
-        (["--checkpoint", f"tiny_cnn={tmp_path / 'none.safetensors'}"], "none.safetensors' for 'tiny_cnn': file not found"),
+        (["--checkpoint", f"tiny_cnn={tmp_path / 'none.safetensors'}"],
+         "none.safetensors' for 'tiny_cnn': file not found"),
         (["--checkpoint", f"tiny_cnn={pickle}"], f"checkpoint '{pickle}' for 'tiny_cnn': only .safetensors"),
         (["--checkpoint", f"tiny_cnn={wrong}"], f"checkpoint '{wrong}' does not load into 'tiny_cnn'"),
         (["--checkpoint", "tiny_cnn"], "--checkpoint expects NAME=FILE"),

@@ -48,8 +48,8 @@ def test_eval_command_compares_methods_and_reports_problems(tmp_path, rng, capsy
         if k < 2:
             noise = rng.integers(0, 256, (40, 48)).astype(np.uint8)
             write_image(noisy / f"{k}.jpg", noise if k == 0 else noise[:30])  # k=1 mis-sized, k=2 missing
-    code = main(["eval", str(ds), "--fused", f"good={good}", "--fused", f"noisy={noisy}", "--metrics", "EN,MI,Qabf,SSIM",
-                 "-o", str(tmp_path / "rep"), "-q"])
+    code = main(["eval", str(ds), "--fused", f"good={good}", "--fused", f"noisy={noisy}",
+                 "--metrics", "EN,MI,Qabf,SSIM", "-o", str(tmp_path / "rep"), "-q"])
     out = capsys.readouterr()
     assert code == 1  # two fused images could not be scored
     assert "2 fused images could not be scored" in out.err
@@ -223,7 +223,8 @@ def _fuse_max(ds, out, names):
     from ivfuse.io import read_array
 
     for k in names:
-        write_image(out / f"{k}.png", np.maximum(read_array(ds / "ir" / f"{k}.png"), read_array(ds / "vi" / f"{k}.png")))
+        write_image(out / f"{k}.png",
+                    np.maximum(read_array(ds / "ir" / f"{k}.png"), read_array(ds / "vi" / f"{k}.png")))
     return out
 
 

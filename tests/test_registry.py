@@ -9,7 +9,15 @@ import pytest
 import torch
 from torch import nn
 
-from ivfuse.models import FusionModel, WeightCard, create_model, list_models, load_checkpoint, register_model, save_weights
+from ivfuse.models import (
+    FusionModel,
+    WeightCard,
+    create_model,
+    list_models,
+    load_checkpoint,
+    register_model,
+    save_weights,
+)
 from ivfuse.models.registry import _REGISTRY, get_model_entry
 
 

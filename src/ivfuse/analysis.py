@@ -208,7 +208,9 @@ def _kmeans_once(x: np.ndarray, k: int, rng: np.random.Generator, iters: int) ->
     return labels, c, inertia
 
 
-def kmeans(x: np.ndarray, k: int = 3, seed: int = 0, n_init: int = 10, iters: int = 100) -> tuple[np.ndarray, np.ndarray]:
+def kmeans(
+    x: np.ndarray, k: int = 3, seed: int = 0, n_init: int = 10, iters: int = 100
+) -> tuple[np.ndarray, np.ndarray]:
     """K-Means (Lloyd's algorithm, k-means++ seeding) with ``n_init`` seeded restarts; the lowest
     within-cluster sum of squares wins.
 

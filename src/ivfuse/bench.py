@@ -246,7 +246,8 @@ def bar_charts(table: dict, out: Path, title: str) -> Path | None:
     methods = table["methods"]
     ncols = 4
     nrows = (len(ms) + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 0.25 * len(methods) * nrows + 1.5 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 0.25 * len(methods) * nrows + 1.5 * nrows),
+                             squeeze=False)
     for ax, m in zip(axes.flat, ms):
         vals = [table["mean"][n][m] for n in methods]
         colors = ["#c0392b" if table["rank"][n][m] == 1 else "#2e86c1" if table["rank"][n][m] == 2 else "#aab7b8"

@@ -354,7 +354,8 @@ def flip_boxes(boxes: np.ndarray, width: int, height: int, horizontal: bool) -> 
 
 
 def rot90_boxes(boxes: np.ndarray, width: int, height: int, k: int) -> np.ndarray:
-    """Boxes after ``torch.rot90(img, k, dims=(-2, -1))`` (k quarter turns counter-clockwise) of a ``width x height`` image."""
+    """Boxes after ``torch.rot90(img, k, dims=(-2, -1))`` (k quarter turns counter-clockwise) of a
+    ``width x height`` image."""
     b = np.asarray(boxes, dtype=np.float32).reshape(-1, 4).copy()
     w, h = width, height
     for _ in range(k % 4):
@@ -636,7 +637,8 @@ class _threads:
 
 def sample_seed(seed: int, epoch: int, position: int) -> int:
     """The augmentation seed of the sample at ``position`` of ``epoch`` (a 63-bit int)."""
-    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 0x5EED, int(epoch), int(position)]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 0x5EED, int(epoch), int(position)])
+               .generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
 class PairedDataset(Dataset):
@@ -722,7 +724,9 @@ class PairedDataset(Dataset):
         roi = boxes_to_mask(boxes, h, w)
         return _Item(ir, vis, torch.from_numpy(roi), torch.from_numpy(mask), boxes, has_boxes, has_mask)
 
-    def _make_labels(self, pp: PairPaths, ir: torch.Tensor, h: int, w: int) -> tuple[np.ndarray, bool, np.ndarray, bool]:
+    def _make_labels(
+        self, pp: PairPaths, ir: torch.Tensor, h: int, w: int
+    ) -> tuple[np.ndarray, bool, np.ndarray, bool]:
         """(boxes, has_boxes, packed mask bits, has_mask) of a pair; kept for the whole run (about H*W/4 bytes)."""
         pcfg = self.cfg.pseudo
         boxes, has_boxes = _empty_boxes(), False
@@ -991,7 +995,9 @@ class PairSampler(DistributedSampler):
         shuffle: shuffle each epoch.
     """
 
-    def __init__(self, dataset, batch_size: int, num_replicas: int = 1, rank: int = 0, seed: int = 0, shuffle: bool = True):
+    def __init__(
+        self, dataset, batch_size: int, num_replicas: int = 1, rank: int = 0, seed: int = 0, shuffle: bool = True
+    ):
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=False)
         self.batch_size = int(batch_size)
         n = len(dataset)

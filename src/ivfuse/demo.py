@@ -30,13 +30,16 @@ def make_demo_pair(height: int = 240, width: int = 320, seed: int = 0) -> tuple[
     vis[..., 0] = np.where(sky, 0.45 + 0.25 * t, 0.35)
     vis[..., 1] = np.where(sky, 0.60 + 0.20 * t, 0.45)
     vis[..., 2] = np.where(sky, 0.90, 0.25)
-    ground_tex = 0.08 * np.sin(2 * np.pi * xx / 9.0) * np.sin(2 * np.pi * yy / 7.0) + 0.04 * rng.standard_normal((height, width))
+    ground_tex = (0.08 * np.sin(2 * np.pi * xx / 9.0) * np.sin(2 * np.pi * yy / 7.0)
+                  + 0.04 * rng.standard_normal((height, width)))
     vis += np.where(sky, 0.0, ground_tex)[..., None]
-    buildings = [(int(width * 0.08), int(width * 0.30), int(height * 0.18)), (int(width * 0.62), int(width * 0.90), int(height * 0.10))]
+    buildings = [(int(width * 0.08), int(width * 0.30), int(height * 0.18)),
+                 (int(width * 0.62), int(width * 0.90), int(height * 0.10))]
     for x0, x1, top in buildings:
         region = (xx >= x0) & (xx < x1) & (yy >= top) & (yy < horizon + 5)
         vis[region] = (0.55, 0.50, 0.48)
-        windows = region & ((xx - x0) % 12 >= 4) & ((xx - x0) % 12 < 9) & ((yy - top) % 14 >= 4) & ((yy - top) % 14 < 10)
+        windows = (region & ((xx - x0) % 12 >= 4) & ((xx - x0) % 12 < 9)
+                   & ((yy - top) % 14 >= 4) & ((yy - top) % 14 < 10))
         vis[windows] = (0.25, 0.28, 0.35)
     shadow = (xx >= width * 0.38) & (xx < width * 0.58) & (yy >= height * 0.50) & (yy < height * 0.92)
     vis[shadow] = (0.16, 0.16, 0.17)

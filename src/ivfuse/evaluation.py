@@ -125,7 +125,8 @@ def describe_unscored(items: Sequence[Unscored]) -> str:
     """A heading counting what could not be scored, then one indented line per item."""
     images = sum(u.metric is None for u in items)
     values = len(items) - images
-    parts = [f"{k} {what}{'s' if k != 1 else ''}" for k, what in ((images, "fused image"), (values, "metric value")) if k]
+    parts = [f"{k} {what}{'s' if k != 1 else ''}"
+             for k, what in ((images, "fused image"), (values, "metric value")) if k]
     return " and ".join(parts) + " could not be scored:\n" + "\n".join(f"  {u}" for u in items)
 
 

@@ -9,7 +9,9 @@ from torch import nn
 
 from .filters import safe_pad
 
-__all__ = ["select_device", "pad_to_multiple", "crop_to", "run_model", "available_memory", "auto_tile_size", "tile_grid"]
+__all__ = [
+    "select_device", "pad_to_multiple", "crop_to", "run_model", "available_memory", "auto_tile_size", "tile_grid"
+]
 
 #: Bytes of working memory per input pixel assumed for a network that does not declare its own
 #: ``memory_per_pixel`` (float32 activations of a few dozen channels, kept during a forward pass).

@@ -209,7 +209,9 @@ def read_array(path: PathLike) -> np.ndarray:
             try:
                 arr = _read_png16(p)
             except Exception as exc:  # pypng raises its own FormatError/ChunkError types
-                raise ImageReadError(f"{_describe(p)}: cannot decode 16-bit PNG ({exc}); the file may be truncated") from exc
+                raise ImageReadError(
+                    f"{_describe(p)}: cannot decode 16-bit PNG ({exc}); the file may be truncated"
+                ) from exc
         elif _is_tiff(p):
             import tifffile
 
@@ -484,7 +486,8 @@ def load_pair(ir, vis, resize: bool = False, name: str | None = None) -> Pair:
         vis_t, chroma = ycc[:, :1].contiguous(), ycc[:, 1:].contiguous()
     else:
         vis_t, chroma = torch.from_numpy(vis_f.copy())[None, None], None
-    meta = {"ir_path": ir_src, "vis_path": vis_src, "ir_resized": resized, "vis_channels": 3 if chroma is not None else 1}
+    meta = {"ir_path": ir_src, "vis_path": vis_src, "ir_resized": resized,
+            "vis_channels": 3 if chroma is not None else 1}
     return Pair(ir=ir_t, vis=vis_t, chroma=chroma, name=name or vis_name, meta=meta)
 
 
@@ -571,7 +574,9 @@ def find_modality_dirs(root: PathLike) -> tuple[Path, Path]:
     )
 
 
-def find_pairs(root: PathLike | None = None, ir_dir: PathLike | None = None, vis_dir: PathLike | None = None) -> PairScan:
+def find_pairs(
+    root: PathLike | None = None, ir_dir: PathLike | None = None, vis_dir: PathLike | None = None
+) -> PairScan:
     """Find infrared/visible pairs, matched by file stem whatever the extension.
 
     Either give a dataset folder ``root`` (its modality subfolders are found by name, see
@@ -590,7 +595,8 @@ def find_pairs(root: PathLike | None = None, ir_dir: PathLike | None = None, vis
     else:
         raise ValueError("find_pairs: give a dataset folder or both ir_dir and vis_dir")
     ir_files, vis_files = _image_files(ir_p), _image_files(vis_p)
-    ambiguous = sorted(k for k, v in {**ir_files, **vis_files}.items() if len(ir_files.get(k, [])) > 1 or len(vis_files.get(k, [])) > 1)
+    ambiguous = sorted(k for k, v in {**ir_files, **vis_files}.items()
+                       if len(ir_files.get(k, [])) > 1 or len(vis_files.get(k, [])) > 1)
     pairs, unmatched = [], []
     for key in sorted(set(ir_files) | set(vis_files)):
         if key in ambiguous:

@@ -100,7 +100,8 @@ def weighted_mean(values: torch.Tensor, weight: torch.Tensor | None = None) -> t
 
 
 def mask_weight(mask: torch.Tensor, fg_weight: float) -> torch.Tensor:
-    """Pixel weights ``1 + (fg_weight - 1) * mask``: ``fg_weight`` on the foreground, 1 elsewhere (FGFusion's W_mask)."""
+    """Pixel weights ``1 + (fg_weight - 1) * mask``: ``fg_weight`` on the foreground, 1 elsewhere
+    (FGFusion's W_mask)."""
     return 1.0 + (float(fg_weight) - 1.0) * mask.float()
 
 

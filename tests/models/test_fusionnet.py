@@ -246,7 +246,8 @@ def test_shipped_weights_fuse_a_real_pair():
     assert fused.shape == ir.shape
     alpha = maps["alpha"]
     assert 0.05 < float(alpha.mean()) < 0.95
-    assert float((alpha > 0.5).float().mean()) > 0.02 and float((alpha < 0.5).float().mean()) > 0.02  # both sources used
+    # both sources used
+    assert float((alpha > 0.5).float().mean()) > 0.02 and float((alpha < 0.5).float().mean()) > 0.02
     assert float(fused.std()) > 0.01
 
 

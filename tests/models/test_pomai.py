@@ -19,7 +19,8 @@ from ivfuse.train.stages import apply_stage
 # this file sits one level deeper than tests/, so /work/main is parents[2]
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 
-TINY = {"dim": 8, "encoder_blocks": 1, "decoder_blocks": 1, "num_heads": 2, "group_size": 16, "n_hashes": 2, "max_buckets": 8}
+TINY = {"dim": 8, "encoder_blocks": 1, "decoder_blocks": 1, "num_heads": 2, "group_size": 16, "n_hashes": 2,
+        "max_buckets": 8}
 
 
 def tiny(**kw) -> PoMAI:

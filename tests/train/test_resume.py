@@ -121,7 +121,8 @@ def test_every_recipe_is_covered():
 @pytest.mark.parametrize("preset", PRESETS)
 @pytest.mark.parametrize("model", TRAINABLE)
 def test_resume_every_model_and_recipe(model, preset, labelled_dir, tmp_path, capsys):
-    """Stopped after step 1 of 2, resumed with fresh registries: reaches step 2, bit-identical to an uninterrupted run."""
+    """Stopped after step 1 of 2, resumed with fresh registries: reaches step 2, bit-identical to an
+    uninterrupted run."""
     assert main(_args(model, preset, labelled_dir, tmp_path / "full")) == 0
     cfg = resolve_config(build_parser().parse_args(_args(model, preset, labelled_dir, tmp_path / "part")))
     part = train(cfg, tmp_path / "part", progress=False, interrupt_at=1)
@@ -181,7 +182,8 @@ def _corrupt_state(run: Path) -> None:
 
 FAILURES = {
     # name: (how the run folder is damaged, options given to --resume, words the error must contain)
-    "corrupt-weights": (_corrupt_weights, [], ["--resume: checkpoint", "model.safetensors' is unreadable", "delete that folder"]),
+    "corrupt-weights": (_corrupt_weights, [],
+                        ["--resume: checkpoint", "model.safetensors' is unreadable", "delete that folder"]),
     "corrupt-state": (_corrupt_state, [], ["--resume: checkpoint", "state.json' is unreadable"]),
     "other-model": (None, ["--model", "pomai_cpu"], ["--resume", "trains 'tiny_cnn', not 'pomai_cpu'"]),
     "other-shapes": (None, ["--set", "model_kwargs={width = 16, depth = 1}"],

@@ -120,4 +120,5 @@ def test_two_stage_run(pair_dir, tmp_path):
             assert not torch.equal(init[k], mid[k]), k  # trained in stage one
             assert torch.equal(mid[k], end[k]), k  # frozen in stage two
     assert res.model.stage == "s2"
-    assert [p.name for p in sorted((tmp_path / "run" / "checkpoints").glob("step_*"))] == ["step_00000003", "step_00000006"]
+    assert [p.name for p in sorted((tmp_path / "run" / "checkpoints").glob("step_*"))] == [
+        "step_00000003", "step_00000006"]

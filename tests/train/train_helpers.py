@@ -22,7 +22,8 @@ def write_pairs(root: Path, n: int = 6, h: int = 40, w: int = 48, seed: int = 0)
         for _ in range(2):
             cy, cx = rng.integers(5, h - 5), rng.integers(5, w - 5)
             ir[(yy - cy) ** 2 + (xx - cx) ** 2 < rng.integers(9, 30)] = 0.85
-        vis = 0.5 + 0.3 * np.sin(xx / rng.uniform(2, 5)) * np.cos(yy / rng.uniform(2, 5)) + 0.05 * rng.standard_normal((h, w))
+        vis = (0.5 + 0.3 * np.sin(xx / rng.uniform(2, 5)) * np.cos(yy / rng.uniform(2, 5))
+               + 0.05 * rng.standard_normal((h, w)))
         vis[:, : w // 3] *= 0.4
         write_image(root / "ir" / f"{i:03d}.png", np.clip(ir, 0, 1))
         write_image(root / "vi" / f"{i:03d}.png", np.clip(np.stack([vis, vis * 0.9, vis * 0.8], -1), 0, 1))

@@ -98,7 +98,8 @@ class FusionEvaluator:
             raise ValueError(f"shape mismatch: ir {ir.shape}, vis {vis.shape} (H and W must agree)")
         if any(METRICS[n].windowed for n in names) and min(ir.shape[:2]) < _min_size(convention):
             raise ValueError(
-                f"SSIM under {convention!r} needs images of at least {_min_size(convention)} pixels per side, got {ir.shape}"
+                f"SSIM under {convention!r} needs images of at least {_min_size(convention)} pixels per side, "
+                f"got {ir.shape}"
             )
         self.metrics = names
         self.convention = convention

@@ -110,7 +110,9 @@ class EncoderStream(nn.Module):
         output list of (B, widths[s], H / 2**s, W / 2**s).
     """
 
-    def __init__(self, widths: Sequence[int], blocks: Sequence[int], slope: float = 0.1, separable: bool = False) -> None:
+    def __init__(
+        self, widths: Sequence[int], blocks: Sequence[int], slope: float = 0.1, separable: bool = False
+    ) -> None:
         super().__init__()
         if len(widths) != len(blocks):
             raise ValueError(f"widths and blocks must have the same length, got {len(widths)} and {len(blocks)}")

@@ -215,7 +215,8 @@ def load_checkpoint(
     if key_filter is not None:
         state = key_filter(state)
     own = model.state_dict()
-    wrong = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items() if k in own and own[k].shape != v.shape]
+    wrong = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}"
+             for k, v in state.items() if k in own and own[k].shape != v.shape]
     if wrong:
         raise ValueError(
             f"'{p}': weights do not fit {type(model).__name__}: shape mismatch for {wrong[:4]} "

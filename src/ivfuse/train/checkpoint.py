@@ -71,7 +71,8 @@ def optimizer_state_to_flat(sd: dict) -> tuple[dict[str, torch.Tensor], dict]:
                 tensors[f"state.{pid}.{k}"] = v.detach().cpu().clone().contiguous()
             else:
                 scalars.setdefault(str(pid), {})[k] = _json_safe(v)
-    meta = {"param_groups": _json_safe(sd["param_groups"]), "scalars": scalars, "state_ids": [str(p) for p in sd["state"]]}
+    meta = {"param_groups": _json_safe(sd["param_groups"]), "scalars": scalars,
+            "state_ids": [str(p) for p in sd["state"]]}
     return tensors, meta
 
 
@@ -98,7 +99,8 @@ def rng_state_to_flat() -> tuple[dict[str, torch.Tensor], dict]:
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     py = random.getstate()
     meta = {
-        "numpy": {"kind": kind, "keys": keys.tolist(), "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
+        "numpy": {"kind": kind, "keys": keys.tolist(), "pos": int(pos), "has_gauss": int(has_gauss),
+                  "cached": float(cached)},
         "python": {"version": py[0], "state": list(py[1]), "gauss": py[2]},
     }
     return tensors, meta
@@ -244,7 +246,9 @@ def load_checkpoint_dir(path: str | os.PathLike) -> dict[str, Any]:
 
     meta = read("state.json")
     if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
-        raise ValueError(f"'{p}': unsupported checkpoint format {meta.get('format') if isinstance(meta, dict) else meta}")
+        raise ValueError(
+            f"'{p}': unsupported checkpoint format {meta.get('format') if isinstance(meta, dict) else meta}"
+        )
     out: dict[str, Any] = {"state": meta, "model": read("model.safetensors"), "optimizer": None}
     if "optimizer" in meta and (p / "optimizer.safetensors").is_file():
         out["optimizer"] = optimizer_state_from_flat(read("optimizer.safetensors"), meta["optimizer"])

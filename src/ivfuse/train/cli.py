@@ -116,11 +116,14 @@ def resolve_config(args):
             raise ValueError("give --model NAME (see `ivfuse models`)")
         if args.model not in list_models():
             hint = [n for n in list_models() if args.model.lower() in n]
-            raise ValueError(f"--model {args.model}: unknown model" + (f" (did you mean {', '.join(hint)}?)" if hint else "")
+            raise ValueError(f"--model {args.model}: unknown model"
+                             + (f" (did you mean {', '.join(hint)}?)" if hint else "")
                              + f"; registered: {', '.join(list_models())}")
         presets = get_recipe(args.model).presets
         if args.preset not in presets:
-            raise ValueError(f"--preset {args.preset}: unknown for model '{args.model}'; choose one of {', '.join(presets)}")
+            raise ValueError(
+                f"--preset {args.preset}: unknown for model '{args.model}'; choose one of {', '.join(presets)}"
+            )
         cfg = make_config(args.model, args.preset)
     if init_from:
         cfg.init_from = init_from
@@ -194,7 +197,9 @@ def _check(cfg) -> int:
 
     ensure_registered(cfg)
     if not get_model_entry(cfg.model).trainable:
-        raise ValueError(f"--model {cfg.model}: the method is training-free; pick a trainable model (see `ivfuse models`)")
+        raise ValueError(
+            f"--model {cfg.model}: the method is training-free; pick a trainable model (see `ivfuse models`)"
+        )
     ds = training_pairs(cfg.data, train=True, progress=True)
     print(f"data: {ds.summary()}")
     model = build_model(cfg, cfg.init_from or None)

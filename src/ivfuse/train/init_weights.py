@@ -84,7 +84,9 @@ def resolve_init_source(spec: str, option: str = "--init-from") -> InitSource:
     path = card.path().resolve()
     digest = sha256_file(path)
     if card.sha256 and digest != card.sha256:
-        raise ValueError(f"{option} {spec}: '{path}' does not match the sha256 of its weight card (changed or corrupted)")
+        raise ValueError(
+            f"{option} {spec}: '{path}' does not match the sha256 of its weight card (changed or corrupted)"
+        )
     return InitSource(spec, path, spec, digest)
 
 

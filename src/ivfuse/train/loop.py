@@ -616,7 +616,8 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, interr
                     if ctx.is_main:
                         history.append(row)
                     if bar is not None:
-                        bar.set_postfix({k: f"{v:.4f}" for k, v in means.items()} | {"stage": stage.name}, refresh=False)
+                        bar.set_postfix({k: f"{v:.4f}" for k, v in means.items()} | {"stage": stage.name},
+                                        refresh=False)
                     acc, n_acc, t_acc = defaultdict(float), 0, 0.0
 
                 if val_ds is not None and cfg.val_every > 0 and step % cfg.val_every == 0 and ctx.is_main:
@@ -645,7 +646,8 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, interr
             last_val = validate(model, val_ds, criterion, device, cfg.val_metrics, amp_dtype, skipped_metrics)
             log.write({"kind": "val", "step": step, **{k: round(v, 6) for k, v in last_val.items()}})
         if skipped_metrics:
-            _say(ctx, f"validation skipped metrics that are unavailable or failed: {', '.join(sorted(skipped_metrics))}")
+            _say(ctx, "validation skipped metrics that are unavailable or failed: "
+                 f"{', '.join(sorted(skipped_metrics))}")
         from ..models import save_weights
 
         model.eval()

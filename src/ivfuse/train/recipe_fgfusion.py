@@ -16,8 +16,9 @@ with ``(l1, l2, l3, l4) = (1, 10, 10, 5)`` and ``W = 3`` on foreground pixels, 1
   mask (dropped when the model has no foreground map, i.e. the "w/o Ex" ablation).
 
 The mask is the batch's ``"mask"``: mask files when the dataset has them, else its boxes
-rasterised (MSRS, M3FD, VOC/COCO folders), else the engine's infrared pseudo-masks. Since every pixel term is weighted by the same W, eq. (8) is the sum of
-each term's W-weighted mean, which is how it is computed.
+rasterised (MSRS, M3FD, VOC/COCO folders), else the engine's infrared pseudo-masks. Since every
+pixel term is weighted by the same W, eq. (8) is the sum of each term's W-weighted mean, which is
+how it is computed.
 
 Ablations of Table 5: ``model_kwargs={"extraction": False}`` ("w/o Ex"),
 ``{"interaction": False}`` ("w/o FE"), and loss ``mask_weight=1`` ("w/o MASK"); see

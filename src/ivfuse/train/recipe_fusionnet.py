@@ -209,7 +209,9 @@ class TargetAwareLoss(nn.Module):
         return loss, terms
 
 
-def fusionnet_loss_spec(roi_weight: float = 1.0, ssim: float = 1.0, intensity: float = 1.0, gradient: float = 1.0) -> LossSpec:
+def fusionnet_loss_spec(
+    roi_weight: float = 1.0, ssim: float = 1.0, intensity: float = 1.0, gradient: float = 1.0
+) -> LossSpec:
     """The :class:`LossSpec` of Eq. (8) with the given term weights (unit by default) and lambda_roi."""
     return LossSpec(
         "fusionnet_target_aware",
@@ -241,7 +243,8 @@ def fusionnet_recipe(preset: str) -> TrainConfig:
     w = cfg.loss.kwargs
     cfg.description = (
         "FusionNet target-aware loss (SSIM + intensity-to-max + gradient-to-max, globally and inside the ROI, "
-        f"weights {w['ssim']:g}:{w['intensity']:g}:{w['gradient']:g}, lambda_roi = 1); ROI = annotation boxes, else pseudo-ROIs"
+        f"weights {w['ssim']:g}:{w['intensity']:g}:{w['gradient']:g}, lambda_roi = 1); "
+        "ROI = annotation boxes, else pseudo-ROIs"
     )
     return cfg
 
