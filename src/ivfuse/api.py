@@ -79,6 +79,17 @@ def _maps_paths(output: Path, names) -> dict[str, Path]:
     return {k: output.with_name(f"{output.stem}_{k}.png") for k in names}
 
 
+def _registered(ir, vis, register: bool | str, name: str = "") -> tuple:
+    """(ir, vis) as given, or with the infrared registered onto the visible grid (``register``: a method or True)."""
+    if not register:
+        return ir, vis
+    from .registration import registered_for_fusion
+
+    method = "homography" if register is True else str(register)
+    moved, vis_img, _ = registered_for_fusion(ir, vis, method=method, name=name)
+    return moved, vis_img
+
+
 def fuse(
     ir,
     vis,
@@ -93,6 +104,7 @@ def fuse(
     save_maps: bool = False,
     tile: int | str | None = "auto",
     overwrite: bool = False,
+    register: bool | str = False,
 ) -> np.ndarray:
     """Fuse one infrared/visible pair.
 
@@ -113,6 +125,9 @@ def fuse(
         tile: "auto" (tile only images too large for the available memory), None/0 (never), or a
             tile side in pixels; tiles overlap and are blended without seams.
         overwrite: replace an existing ``output`` (an input is never replaced).
+        register: register the infrared image onto the visible grid first (needs the ``cv`` extra):
+            True or "homography", "flow", "both" (see :func:`ivfuse.registration.estimate`); where
+            the infrared does not reach, the visible luminance stands in for it.
 
     Returns:
         The fused image, float32 in [0, 1], (H, W, 3) for a colour visible image, else (H, W).
@@ -125,7 +140,7 @@ def fuse(
     net = resolve_model(model, checkpoint_path)
     if output is not None:
         check_fuse_output(output, (ir, vis), bit_depth=bit_depth, overwrite=overwrite)
-    pair = load_pair(ir, vis, resize=resize)
+    pair = load_pair(*_registered(ir, vis, register), resize=resize)
     fused, maps = run_model(net, pair.ir, pair.vis, device=dev, dtype=dtype, return_maps=True, tile=tile)
     result = restore_color(fused, pair.chroma)
     if output is not None:
@@ -180,6 +195,7 @@ def fuse_folder(
     on_pair: Callable[[str, str | None], None] | None = None,
     overwrite: bool = False,
     shard: tuple[int, int] | None = None,
+    register: bool | str = False,
 ) -> FolderResult:
     """Fuse every pair of a dataset folder, going on past pairs that fail.
 
@@ -285,7 +301,7 @@ def fuse_folder(
     try:
         for pp in todo:
             try:
-                pair = load_pair(pp.ir, pp.vis, resize=resize, name=pp.name)
+                pair = load_pair(*_registered(pp.ir, pp.vis, register, pp.name), resize=resize, name=pp.name)
             except Exception as exc:
                 report(pp.name, str(exc))
                 continue

@@ -51,6 +51,10 @@ def _add_fuse(sub) -> None:
                    help="run the network in PyTorch or, exported in memory (or --model FILE.onnx), in onnxruntime")
     p.add_argument("--shard", default=None, metavar="I/N",
                    help="folder mode: fuse only the sorted pairs [I::N] (default: RANK/WORLD_SIZE under torchrun)")
+    p.add_argument("--register", nargs="?", const="homography", default=None,
+                   choices=("homography", "flow", "both"), metavar="METHOD",
+                   help="register the infrared onto the visible grid before fusing (homography if no METHOD; "
+                        "flow or both add a dense residual; needs pip install 'ivfuse[cv]')")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_fuse)
 
@@ -116,7 +120,7 @@ def _cmd_fuse(args) -> int:
             ir_dir=args.ir, vis_dir=args.vis, ext=args.ext, resize=args.resize, bit_depth=args.bit_depth,
             device=args.device, dtype=args.dtype, checkpoint_path=args.checkpoint, save_maps=args.save_maps,
             batch_size=args.batch_size, progress=not args.quiet, tile=tile, overwrite=args.overwrite,
-            shard=parse_shard(args.shard),
+            shard=parse_shard(args.shard), register=args.register or False,
         )
         print(f"fused {len(res.written)} pairs with '{name}' into {args.output}")
         code = 0
@@ -158,7 +162,7 @@ def _cmd_fuse(args) -> int:
     api.fuse(
         args.ir, args.vis, model, output=args.output, resize=args.resize, bit_depth=args.bit_depth,
         device=args.device, dtype=args.dtype, checkpoint_path=args.checkpoint, save_maps=args.save_maps, tile=tile,
-        overwrite=args.overwrite,
+        overwrite=args.overwrite, register=args.register or False,
     )
     print(f"wrote {args.output} ({name})")
     return 0

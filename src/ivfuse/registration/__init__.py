@@ -10,9 +10,9 @@
 
 from __future__ import annotations
 
-from .batch import RegisterResult, checkerboard, register
+from .batch import RegisterResult, checkerboard, register, registered_for_fusion
 from .estimate import METHODS, RegistrationParams, estimate, refine_flow
 from .transform import Registration, RegistrationError
 
 __all__ = ["METHODS", "RegisterResult", "Registration", "RegistrationError", "RegistrationParams", "checkerboard",
-           "estimate", "refine_flow", "register"]
+           "estimate", "refine_flow", "register", "registered_for_fusion"]

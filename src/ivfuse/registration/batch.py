@@ -262,3 +262,24 @@ def _write_pair(job: _Job, targets: dict[str, Path], reg: Registration, fixed_ar
             except OSError:
                 pass
         raise
+
+
+def registered_for_fusion(ir, vis, method: str = "homography", name: str = "",
+                          params: RegistrationParams | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The infrared image moved onto the visible grid, ready for fusion.
+
+    Args:
+        ir, vis: paths or float arrays in [0, 1].
+        method: as in :func:`estimate`.
+
+    Returns:
+        (ir_registered, vis, valid): the infrared (H, W) float32 on the visible grid, with the
+        visible luminance where the infrared image does not reach (so the fused image there shows
+        the visible scene), the visible image as read, and the (H, W) bool valid region.
+    """
+    ir_a = to_float(read_array(ir)) if isinstance(ir, (str, os.PathLike)) else np.asarray(ir, np.float32)
+    vis_a = to_float(read_array(vis)) if isinstance(vis, (str, os.PathLike)) else np.asarray(vis, np.float32)
+    label = name or (Path(vis).stem if isinstance(vis, (str, os.PathLike)) else "")
+    reg = estimate(vis_a, ir_a, method=method, name=label, params=params)
+    moved, valid = reg.apply(as_gray(ir_a))
+    return np.where(valid, moved, as_gray(vis_a)).astype(np.float32), vis_a, valid

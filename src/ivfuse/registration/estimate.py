@@ -38,8 +38,11 @@ class RegistrationParams:
     """Settings of :func:`estimate` (the defaults are the ones benchmarked in docs/registration.md).
 
     Attributes:
-        coarse_min_scale, coarse_max_scale: scale range (moving to fixed) searched by template
-            matching; the upper end is also limited by the moving image having to fit.
+        coarse_min_scale, coarse_max_scale: scale range searched by template matching: the
+            smallest scale is this fraction of the largest at which the moving image fits, the
+            largest is also limited by ``coarse_max_scale``.
+        coarse_angles: rotations (degrees) of the template tried at every scale.
+        coarse_margin: fraction cut from each side of the moving map for the template.
         coarse_steps: scales tried, geometrically spaced.
         coarse_width: the fixed structure map is resized to this width for template matching.
         orb_features: ORB keypoints per image.
@@ -63,7 +66,9 @@ class RegistrationParams:
 
     coarse_min_scale: float = 0.4
     coarse_max_scale: float = 2.5
-    coarse_steps: int = 36
+    coarse_steps: int = 30
+    coarse_angles: tuple[float, ...] = (-6.0, -3.0, 0.0, 3.0, 6.0)
+    coarse_margin: float = 0.12
     coarse_width: int = 480
     orb_features: int = 4000
     ratio: float = 0.9
@@ -158,25 +163,33 @@ def _coarse(fs: np.ndarray, ms: np.ndarray, p: RegistrationParams, name: str) ->
     fsmall = cv2.resize(fs, (max(8, round(fw * r)), max(8, round(fh * r))), interpolation=cv2.INTER_AREA)
     fsmall = cv2.GaussianBlur(fsmall, (0, 0), 1.0)
     hi = min(p.coarse_max_scale, fit)
-    lo = min(p.coarse_min_scale, hi)
-    best = (-2.0, 1.0, (0, 0))
-    for s in np.geomspace(lo, hi, p.coarse_steps):
-        tw, th = round(mw * s * r), round(mh * s * r)
-        if tw < 16 or th < 16 or tw > fsmall.shape[1] or th > fsmall.shape[0]:
-            continue
-        tmpl = cv2.GaussianBlur(cv2.resize(ms, (tw, th), interpolation=cv2.INTER_AREA), (0, 0), 1.0)
-        res = cv2.matchTemplate(fsmall, tmpl, cv2.TM_CCOEFF_NORMED)
-        _, val, _, loc = cv2.minMaxLoc(res)
-        if val > best[0]:
-            best = (float(val), float(s), loc)
-    score, s, (lx, ly) = best
-    if score <= -2.0:
+    lo = min(p.coarse_min_scale * fit, hi)
+    # The template is the central part of the moving map, rotated: its rotated corners stay inside.
+    c = np.array([(mw - 1) / 2, (mh - 1) / 2])
+    ox, oy = round(mw * p.coarse_margin), round(mh * p.coarse_margin)
+    best = (-np.inf, 1.0, 0.0, (0, 0))
+    for ang in p.coarse_angles:
+        rot = cv2.getRotationMatrix2D((float(c[0]), float(c[1])), float(ang), 1.0)
+        crop = cv2.warpAffine(ms, rot, (mw, mh), flags=cv2.INTER_LINEAR)[oy : mh - oy, ox : mw - ox]
+        ch, cw = crop.shape
+        for s in np.geomspace(lo, hi, p.coarse_steps):
+            tw, th = round(cw * s * r), round(ch * s * r)
+            if tw < 16 or th < 16 or tw > fsmall.shape[1] or th > fsmall.shape[0]:
+                continue
+            tmpl = cv2.GaussianBlur(cv2.resize(crop, (tw, th), interpolation=cv2.INTER_AREA), (0, 0), 1.0)
+            res = cv2.matchTemplate(fsmall, tmpl, cv2.TM_CCOEFF_NORMED)
+            _, val, _, loc = cv2.minMaxLoc(res)
+            # A small template correlates well somewhere by chance: rank by how far the peak stands out
+            # of its correlation surface (peak minus mean, in standard deviations).
+            psr = (val - float(res.mean())) / max(float(res.std()), 1e-6) if res.size > 1 else val
+            if psr > best[0]:
+                best = (float(psr), float(s), float(ang), loc)
+    score, s, ang, (lx, ly) = best
+    if not np.isfinite(score):
         raise RegistrationError(f"'{name}': template matching found no scale at which the moving image fits")
-    # The template's top-left pixel centre lands at (lx, ly) of the small map.
-    sx = round(mw * s * r) / (mw * r)
-    sy = round(mh * s * r) / (mh * r)
-    h0 = np.array([[sx, 0, lx / r + 0.5 * (sx - 1)], [0, sy, ly / r + 0.5 * (sy - 1)], [0, 0, 1.0]])
-    return h0, math.sqrt(sx * sy), score
+    rot = np.vstack([cv2.getRotationMatrix2D((float(c[0]), float(c[1])), ang, 1.0), [0, 0, 1]])
+    h0 = np.array([[s, 0, lx / r], [0, s, ly / r], [0, 0, 1.0]]) @ np.array([[1, 0, -ox], [0, 1, -oy], [0, 0, 1.0]])
+    return h0 @ rot, s, score
 
 
 # ----------------------------------------------------------------------------------------------
