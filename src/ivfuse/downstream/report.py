@@ -1,0 +1,170 @@
+"""Tables and the bar chart of a detection comparison (the per-class layout of PoMAI's Table 4).
+
+Rows are the inputs (visible, infrared, each fused method), columns the classes and ``all``; a
+cell is the mean over the seeds with the sample standard deviation. Pure Python; the chart needs
+matplotlib (the ``plot`` extra) and is left out with a note without it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .._files import atomic_write
+
+__all__ = ["METRICS", "aggregate", "table_markdown", "table_latex", "write_chart", "write_tables"]
+
+#: The metric keys of a run's result, and how the tables name them.
+METRICS = {"map50": "mAP@0.5", "map": "mAP@[.5:.95]"}
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    v = np.asarray([x for x in values if x is not None and not math.isnan(x)], dtype=np.float64)
+    if v.size == 0:
+        return math.nan, math.nan
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+
+
+def aggregate(runs: Sequence[dict], inputs: Sequence[str], columns: Sequence[str]) -> dict:
+    """Mean and standard deviation over the seeds of each input, metric and column.
+
+    Args:
+        runs: one dict per (input, seed) with ``input``, ``seed`` and, per key of :data:`METRICS`,
+            a ``{column: value}`` dict (NaN where a class has no test boxes).
+        inputs: the row order.
+        columns: the class names and ``all``.
+
+    Returns:
+        ``{"inputs", "columns", "seeds": {input: [seeds]}, "mean": {metric: {input: {column: v}}},
+        "std": ...}``; the std is the sample one (ddof 1), 0 for a single seed.
+    """
+    table = {"inputs": list(inputs), "columns": list(columns), "seeds": {}, "mean": {}, "std": {}}
+    for m in METRICS:
+        table["mean"][m], table["std"][m] = {}, {}
+        for name in inputs:
+            mine = [r for r in runs if r["input"] == name]
+            table["seeds"][name] = [r["seed"] for r in mine]
+            table["mean"][m][name], table["std"][m][name] = {}, {}
+            for c in columns:
+                mu, sd = _mean_std([r[m].get(c, math.nan) for r in mine])
+                table["mean"][m][name][c], table["std"][m][name][c] = mu, sd
+    return table
+
+
+def _best(table: dict, metric: str, column: str) -> float:
+    vals = [table["mean"][metric][n][column] for n in table["inputs"]]
+    vals = [v for v in vals if not math.isnan(v)]
+    return max(vals) if len(vals) > 1 else math.nan
+
+
+def _cell(table: dict, metric: str, name: str, column: str, bold: tuple[str, str], pct: bool = True) -> str:
+    mu, sd = table["mean"][metric][name][column], table["std"][metric][name][column]
+    if math.isnan(mu):
+        return "n/a"
+    k = 100.0 if pct else 1.0
+    text = f"{k * mu:.1f} ± {k * sd:.1f}"
+    return f"{bold[0]}{text}{bold[1]}" if mu == _best(table, metric, column) else text
+
+
+def table_markdown(table: dict, notes: Sequence[str] = ()) -> str:
+    """Two Markdown tables (mAP@0.5, mAP@[.5:.95]), in percent, mean ± std over the seeds; best in bold."""
+    cols = table["columns"]
+    lines = []
+    for m, title in METRICS.items():
+        lines += [f"### {title} (%)", "", "| input | seeds | " + " | ".join(cols) + " |",
+                  "|---|---:|" + "---:|" * len(cols)]
+        for n in table["inputs"]:
+            cells = [_cell(table, m, n, c, ("**", "**")) for c in cols]
+            lines.append(f"| {n} | {len(table['seeds'][n])} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines.append("Mean ± sample standard deviation over the seeds, in percent; **best** per column.")
+    lines += [f"Note: {t}" for t in notes]
+    return "\n".join(lines) + "\n"
+
+
+def _tex(text: str) -> str:
+    special = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+               "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+    return "".join(special.get(ch, ch) for ch in text)
+
+
+def table_latex(table: dict, caption: str | None = None) -> str:
+    """LaTeX (booktabs): mAP@0.5 per class and overall, then mAP@[.5:.95] overall; best in bold."""
+    cols = table["columns"]
+    lines = [r"\begin{table}[t]", r"\centering"]
+    if caption:
+        lines.append(r"\caption{" + _tex(caption) + "}")
+    lines += [r"\begin{tabular}{l" + "r" * (len(cols) + 1) + "}", r"\toprule",
+              r" & \multicolumn{" + str(len(cols)) + r"}{c}{mAP@0.5 (\%)} & mAP@[.5:.95] (\%) \\",
+              " & ".join(["Input"] + [_tex(c) for c in cols] + ["all"]) + r" \\", r"\midrule"]
+    for n in table["inputs"]:
+        cells = [_cell(table, "map50", n, c, (r"\textbf{", "}")) for c in cols]
+        cells.append(_cell(table, "map", n, "all", (r"\textbf{", "}")))
+        lines.append(" & ".join([_tex(n)] + [c.replace("±", r"$\pm$") for c in cells]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(table: dict, runs: Sequence[dict], out_dir: str | os.PathLike, stem: str = "detect",
+                 notes: Sequence[str] = (), extra: dict | None = None) -> list[Path]:
+    """Write ``<stem>.md``, ``.csv`` (one row per input, metric and column, with the seeds' values),
+    ``.json`` (the table, every run and ``extra``) and ``.tex``, atomically; return their paths."""
+    from ..evaluation import json_safe
+
+    out = Path(out_dir)
+    paths = [atomic_write(out / f"{stem}.md", table_markdown(table, notes))]
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["input", "metric", "class", "mean", "std", "seeds", "values"])
+    for n in table["inputs"]:
+        mine = [r for r in runs if r["input"] == n]
+        for m in METRICS:
+            for c in table["columns"]:
+                vals = " ".join(f"{r[m].get(c, math.nan):.6g}" for r in mine)
+                w.writerow([n, m, c, f"{table['mean'][m][n][c]:.6g}", f"{table['std'][m][n][c]:.6g}", len(mine), vals])
+    paths.append(atomic_write(out / f"{stem}.csv", buf.getvalue()))
+    doc = {"table": table, "runs": list(runs), "notes": list(notes), **(extra or {})}
+    paths.append(atomic_write(out / f"{stem}.json", json.dumps(json_safe(doc), indent=2) + "\n"))
+    paths.append(atomic_write(out / f"{stem}.tex", table_latex(table, caption="Detection mAP per input")))
+    return paths
+
+
+def write_chart(table: dict, path: str | os.PathLike, metric: str = "map50") -> str | None:
+    """A grouped bar chart of ``metric`` per column (bars: inputs, error bars: std over the seeds).
+
+    Returns:
+        None when written, else a one-line note (matplotlib missing).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "the bar chart needs matplotlib: pip install 'ivfuse[plot]'"
+    cols, names = table["columns"], table["inputs"]
+    x = np.arange(len(cols))
+    width = 0.8 / max(len(names), 1)
+    fig, ax = plt.subplots(figsize=(1.2 + 1.4 * len(cols), 3.6), dpi=120)
+    for k, n in enumerate(names):
+        mu = [100 * table["mean"][metric][n][c] for c in cols]
+        sd = [100 * table["std"][metric][n][c] for c in cols]
+        ax.bar(x - 0.4 + width * (k + 0.5), np.nan_to_num(mu), width, yerr=np.nan_to_num(sd), capsize=2, label=n)
+    ax.set_xticks(x)
+    ax.set_xticklabels(cols)
+    ax.set_ylabel(f"{METRICS[metric]} (%)")
+    ax.legend(fontsize=7, ncol=min(len(names), 3))
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write(path, buf.getvalue())
+    return None
