@@ -283,14 +283,14 @@ def test_end_to_end_tiny_run_offline(tmp_path, rng, monkeypatch):
     train = _dataset(tmp_path / "train", 16, rng)
     test = _dataset(tmp_path / "test", 6, rng)
     out = tmp_path / "out"
-    rc = main(["downstream", "detect", "--train", str(train), "--test", str(test), "--sources", "vis,ir",
+    rc = main(["downstream", "detect", "--train", str(train), "--test", str(test), "--sources", "vis",
                "--fused", "avg=average", "--epochs", "1", "--imgsz", "64", "--batch", "8", "--seeds", "1",
                "--device", "cpu", "--threads", "1", "-q", "-o", str(out)])
     assert rc == 0
     assert attempts == []  # nothing tried to reach the network
     doc = json.loads((out / "detect.json").read_text())
     assert doc["images"] == {"train": 16, "test": 6}
-    assert doc["table"]["inputs"] == ["visible", "infrared", "avg"]
+    assert doc["table"]["inputs"] == ["visible", "avg"]
     assert doc["table"]["columns"] == ["person", "car", "all"]
     for r in doc["runs"]:
         for m in ("map50", "map"):
