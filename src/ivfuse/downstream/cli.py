@@ -91,5 +91,4 @@ def _cmd_detect(args) -> int:
     for note in res.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"wrote {', '.join(str(p) for p in res.files)}")
-    left_out = [n for n in res.notes if "left out" in n]
-    return 1 if left_out else 0
+    return 1 if res.left_out else 0

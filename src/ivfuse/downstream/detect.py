@@ -73,12 +73,14 @@ class DetectResult:
             ``cpu_s``, ``wall_s``.
         table: from :func:`ivfuse.downstream.report.aggregate`.
         notes: images left out and why; a missing chart.
+        left_out: the notes about images left out (none: every labelled pair was used).
         files: the files written.
     """
 
     runs: list[dict] = field(default_factory=list)
     table: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
 
 
@@ -140,7 +142,7 @@ def train_and_evaluate(data_yaml: str | os.PathLike, run_dir: str | os.PathLike,
 
     Args:
         data_yaml: from :func:`ivfuse.downstream.dataset.build_yolo_dataset`.
-        run_dir: Ultralytics' run folder (weights, args); replaced if it exists.
+        run_dir: Ultralytics' run folder (weights, args); files of an earlier run there are overwritten.
         seed: the seed of initialisation, sampling and augmentation.
         settings: the detector and schedule.
         names: class names, id order.
@@ -224,7 +226,7 @@ def run_detection(train: str | os.PathLike, test: str | os.PathLike, inputs: Seq
 
     prep = prepare_inputs(train, test, inputs, root, names, progress=progress, overwrite_fused=not resume,
                           ready=detector_installed)
-    result = DetectResult(notes=list(prep.notes))
+    result = DetectResult(notes=list(prep.notes), left_out=list(prep.notes))
     counts = {s: len(prep.splits[s].images) for s in SPLITS}
     test_boxes = prep.splits["test"].class_counts(len(prep.names))
     for spec in inputs:
