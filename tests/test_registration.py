@@ -206,3 +206,40 @@ def test_shared_deformed_pairs_get_better(shared_dir):
         out, valid = reg.apply(warp)
         ratio = np.abs(out - ir)[valid].mean() / np.abs(warp - ir)[valid].mean()
         assert ratio < 0.6, (name, ratio)
+
+
+def test_structure_search_recovers_similarity_across_inverted_contrast():
+    from ivfuse.registration.features import structure_map
+    from ivfuse.registration.refine import refine_global, structure_ncc
+
+    fixed = _texture(4)
+    true = _similarity(1.04, 2.0, -5.0, 3.0)
+    moving = 1.0 - _moving_from(fixed, true, fixed.shape)  # inverted intensities, like the other modality
+    fs, ms = structure_map(fixed), structure_map(moving)
+    start = _similarity(1.0, 0.5, -1.0, 6.0)  # a coarse start several pixels off
+    assert _corner_error(start, true, moving.shape) > 5
+    hom, score = refine_global(fs, ms, start)
+    assert _corner_error(hom, true, moving.shape) < 1.0
+    assert score > structure_ncc(cv2.GaussianBlur(fs, (0, 0), 1.0), cv2.GaussianBlur(ms, (0, 0), 1.0), start)
+
+
+def test_pair_whose_keypoints_fail_is_registered_by_the_structure_search():
+    from ivfuse.registration import RegistrationParams
+
+    fixed = _texture(5)
+    true = _similarity(0.97, -1.5, 4.0, -3.0)
+    moving = 1.0 - _moving_from(fixed, true, fixed.shape)
+    strict = RegistrationParams(min_inlier_ratio=1.01)  # no keypoint result can pass
+    reg = estimate(fixed, moving, name="nokp", params=strict)
+    assert reg.extra["fine"] == "structure" and "too few" in reg.extra["keypoint_error"]
+    assert _corner_error(reg.homography, true, moving.shape) < 1.0
+    with pytest.raises(RegistrationError, match="'nokp'.*too few"):
+        estimate(fixed, moving, name="nokp", params=RegistrationParams(min_inlier_ratio=1.01, refine="none"))
+
+
+def test_coarse_start_is_refined_in_a_wider_field():
+    scene = _texture(6, (360, 480))
+    true = _similarity(1.1, 2.0, 100.0, 60.0)
+    moving = 1.0 - _moving_from(scene, true, (180, 240))
+    reg = estimate(scene, moving, name="wide2")
+    assert _corner_error(reg.homography, true, moving.shape) < 1.0

@@ -1,20 +1,23 @@
-"""Two-stage registration of an infrared/visible pair: coarse template matching, then keypoints and RANSAC.
+"""Two-stage registration of an infrared/visible pair: coarse template matching, then a fine global stage.
 
 Stages (``estimate``):
 
 1. Coarse, only when the moving image is smaller than the fixed one (a narrower field of view
    inside a wider one): the structure maps (see :func:`features.structure_map`) of both images
-   are compared by normalised cross-correlation at a range of scales of the moving map; the best
-   peak gives a scale and a shift.
-2. Fine: ORB keypoints on the fixed structure map and on the coarsely warped moving structure
+   are compared by normalised cross-correlation at a range of scales and angles of the moving
+   map; the best peaks (at distinct positions) give scale, angle and shift.
+2. Fine: (a) ORB keypoints on the fixed structure map and on the coarsely warped moving structure
    map, Hamming matching with Lowe's ratio test, a gate on the distance from the coarse
-   prediction, RANSAC homography; then ECC (enhanced correlation coefficient) refinement of the
-   homography on the structure maps, kept only when it raises the correlation.
+   prediction, RANSAC similarity, ECC (enhanced correlation coefficient) refinement of a full
+   homography, kept only when it raises the correlation; (b) a direct coarse-to-fine search of a
+   similarity that maximises the structure-map correlation (:mod:`refine`), started from (a) and
+   from each coarse peak. The plausible candidate with the highest correlation is kept, so a pair
+   whose keypoints fail is still registered.
 3. Optional dense residual (``flow`` / ``both``): DIS optical flow between the structure maps of
    the fixed image and the warped moving image, smoothed with weights from the edge strength.
 
 Every homography is checked for plausibility (positive determinant, scale range, anisotropy,
-perspective distortion, inlier count and ratio) and a :class:`RegistrationError` names the pair
+perspective distortion, rotation from the coarse estimate, inlier count and ratio) and a :class:`RegistrationError` names the pair
 and the reason otherwise.
 """
 
@@ -26,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .features import as_gray, check_texture, structure_map, to_u8
+from .dense import dense_residual as _dense_residual
+from .refine import refine_global, structure_ncc
 from .transform import Registration, RegistrationError, map_points, needs_cv2
 
 __all__ = ["RegistrationParams", "estimate", "refine_flow", "METHODS"]
@@ -62,6 +67,13 @@ class RegistrationParams:
             in the benchmark), "gray" or "clahe" (contrast-equalised gray).
         model: RANSAC model of the keypoint stage, "affine" (4 degrees of freedom: scale, rotation,
             shift; ECC then refines a full homography) or "homography".
+        coarse_keep: coarse peaks (apart from each other) that the structure search starts from.
+        max_rotation: largest rotation (degrees) of the fine result relative to the coarse one.
+        refine: "structure" (direct search of a similarity maximising the structure-map correlation,
+            :func:`refine.refine_global`, from the coarse transform and from the keypoint result;
+            the better of those and the keypoint result is kept) or "none" (keypoints only).
+        refine_levels: pyramid factors of that search, coarsest first.
+        refine_affine: free a full affine after the similarity on the finest level.
     """
 
     coarse_min_scale: float = 0.4
@@ -85,6 +97,11 @@ class RegistrationParams:
     flow_passes: int = 1
     features: str = "structure"
     model: str = "affine"
+    max_rotation: float = 12.0
+    coarse_keep: int = 3
+    refine: str = "structure"
+    refine_levels: tuple[int, ...] = (4, 2, 1)
+    refine_affine: bool = False
 
 
 def estimate(fixed: np.ndarray, moving: np.ndarray, method: str = "homography", name: str = "",
@@ -114,15 +131,15 @@ def estimate(fixed: np.ndarray, moving: np.ndarray, method: str = "homography", 
     check_texture(fg, "fixed", name)
     check_texture(mg, "moving", name)
     fs, ms = structure_map(fg), structure_map(mg)
-    h0, cscale, cscore = _coarse(fs, ms, p, name)
+    coarse = _coarse(fs, ms, p, name, keep=p.coarse_keep if p.refine != "none" else 1)
+    h0, cscale, cscore = coarse[0]
     inliers = matches = 0
     extra: dict = {"coarse_score": None if not np.isfinite(cscore) else round(float(cscore), 4)}
     hom = h0
     if method in ("homography", "both"):
         try:
-            hom, inliers, matches = _keypoints((fs, fg), (ms, mg), h0, p, name)
-            hom = _ecc(fs, ms, hom, p)
-            _check_plausible(hom, mg.shape, cscale, p, name)
+            hom, inliers, matches, fine = _fine(fs, fg, ms, mg, coarse, p, name, extra)
+            extra["fine"] = fine
         except RegistrationError as exc:
             if method == "homography":
                 raise
@@ -151,14 +168,19 @@ def refine_flow(fixed: np.ndarray, moving: np.ndarray, reg: Registration,
 # ----------------------------------------------------------------------------------------------
 
 
-def _coarse(fs: np.ndarray, ms: np.ndarray, p: RegistrationParams, name: str) -> tuple[np.ndarray, float, float]:
-    """(H0, scale, score): multi-scale template matching of the moving structure map in the fixed one."""
+def _coarse(fs: np.ndarray, ms: np.ndarray, p: RegistrationParams, name: str,
+            keep: int = 1) -> list[tuple[np.ndarray, float, float]]:
+    """[(H0, scale, score)]: multi-scale template matching of the moving structure map in the fixed one.
+
+    The ``keep`` best-scoring peaks whose positions lie apart (more than a tenth of the template
+    size), best first.
+    """
     cv2 = needs_cv2()
     (fh, fw), (mh, mw) = fs.shape, ms.shape
     fit = min(fh / mh, fw / mw)
     if fit <= 1.1 and fit * max(mh / fh, mw / fw) >= 0.9:  # same field of view: start from a plain rescale
         sx, sy = fw / mw, fh / mh
-        return np.diag([sx, sy, 1.0]), math.sqrt(sx * sy), float("nan")
+        return [(np.diag([sx, sy, 1.0]), math.sqrt(sx * sy), float("nan"))]
     r = min(1.0, p.coarse_width / fw)
     fsmall = cv2.resize(fs, (max(8, round(fw * r)), max(8, round(fh * r))), interpolation=cv2.INTER_AREA)
     fsmall = cv2.GaussianBlur(fsmall, (0, 0), 1.0)
@@ -167,7 +189,7 @@ def _coarse(fs: np.ndarray, ms: np.ndarray, p: RegistrationParams, name: str) ->
     # The template is the central part of the moving map, rotated: its rotated corners stay inside.
     c = np.array([(mw - 1) / 2, (mh - 1) / 2])
     ox, oy = round(mw * p.coarse_margin), round(mh * p.coarse_margin)
-    best = (-np.inf, 1.0, 0.0, (0, 0))
+    found = []
     for ang in p.coarse_angles:
         rot = cv2.getRotationMatrix2D((float(c[0]), float(c[1])), float(ang), 1.0)
         crop = cv2.warpAffine(ms, rot, (mw, mh), flags=cv2.INTER_LINEAR)[oy : mh - oy, ox : mw - ox]
@@ -182,19 +204,86 @@ def _coarse(fs: np.ndarray, ms: np.ndarray, p: RegistrationParams, name: str) ->
             # A small template correlates well somewhere by chance: rank by how far the peak stands out
             # of its correlation surface (peak minus mean, in standard deviations).
             psr = (val - float(res.mean())) / max(float(res.std()), 1e-6) if res.size > 1 else val
-            if psr > best[0]:
-                best = (float(psr), float(s), float(ang), loc)
-    score, s, ang, (lx, ly) = best
-    if not np.isfinite(score):
+            found.append((float(psr), float(s), float(ang), loc, (tw, th)))
+    if not found:
         raise RegistrationError(f"'{name}': template matching found no scale at which the moving image fits")
-    rot = np.vstack([cv2.getRotationMatrix2D((float(c[0]), float(c[1])), ang, 1.0), [0, 0, 1]])
-    h0 = np.array([[s, 0, lx / r], [0, s, ly / r], [0, 0, 1.0]]) @ np.array([[1, 0, -ox], [0, 1, -oy], [0, 0, 1.0]])
-    return h0 @ rot, s, score
+    found.sort(key=lambda f: -f[0])
+    picked: list = []
+    for f in found:
+        centre = np.add(f[3], np.divide(f[4], 2))
+        if all(np.hypot(*(centre - np.add(g[3], np.divide(g[4], 2)))) > 0.1 * min(g[4]) for g in picked):
+            picked.append(f)
+        if len(picked) >= keep:
+            break
+    out = []
+    for score, s, ang, (lx, ly), _ in picked:
+        rot = np.vstack([cv2.getRotationMatrix2D((float(c[0]), float(c[1])), ang, 1.0), [0, 0, 1]])
+        h0 = np.array([[s, 0, lx / r], [0, s, ly / r], [0, 0, 1.0]]) @ np.array([[1, 0, -ox], [0, 1, -oy], [0, 0, 1.0]])
+        out.append((h0 @ rot, s, score))
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
 # Fine stage
 # ----------------------------------------------------------------------------------------------
+
+
+def _fine(fs, fg, ms, mg, coarse: list, p: RegistrationParams, name: str, extra: dict):
+    """(homography, inliers, matches, which): the keypoint result and the structure search, the better kept.
+
+    Candidates: keypoints + ECC from the best coarse peak (when enough inliers), and
+    :func:`refine_global` started from the keypoint result and from each coarse peak (these are
+    compared after the coarsest pyramid level, and only the best is refined further). The
+    plausible candidate with the highest structure correlation wins; a :class:`RegistrationError`
+    when none is plausible.
+    """
+    h0, cscale, _ = coarse[0]
+    a0 = _scale_angle(h0, mg.shape)[1]
+    errors: list[str] = []
+
+    def plausible(hom: np.ndarray) -> bool:
+        try:
+            _check_plausible(hom, mg.shape, cscale, p, name)
+            turn = (_scale_angle(hom, mg.shape)[1] - a0 + 180) % 360 - 180
+            if abs(turn) > p.max_rotation:
+                raise RegistrationError(f"'{name}': implausible transform (rotated {turn:+.1f} degrees from the "
+                                        f"coarse estimate, limit {p.max_rotation:g})")
+        except RegistrationError as exc:
+            errors.append(str(exc))
+            return False
+        return True
+
+    cands = []
+    inl = n = 0
+    try:
+        hk, inl, n = _keypoints((fs, fg), (ms, mg), h0, p, name)
+        hk = _ecc(fs, ms, hk, p)
+        if plausible(hk):
+            cands.append((hk, inl, n, "keypoints"))
+    except RegistrationError as exc:
+        errors.append(str(exc))
+    if p.refine == "none" and not cands:
+        raise RegistrationError(errors[0])
+    if p.refine != "none":
+        lv = p.refine_levels
+        starts = [(c[0], inl, n, "keypoints+structure") for c in cands] + [(c[0], 0, 0, "structure") for c in coarse]
+        first = [(refine_global(fs, ms, st[0], levels=lv[:1]), st) for st in starts]
+        (hr, _), st = max(first, key=lambda f: f[0][1])
+        if len(lv) > 1 or p.refine_affine:
+            hr, _ = refine_global(fs, ms, hr, levels=lv[1:] or lv, affine=p.refine_affine)
+        if plausible(hr):
+            cands.append((hr, *st[1:]))
+        if errors:
+            extra["keypoint_error"] = errors[0]
+    if not cands:
+        raise RegistrationError(errors[-1])
+    fb, mb = _blur(fs), _blur(ms)
+    return max(cands, key=lambda c: structure_ncc(fb, mb, c[0]))
+
+
+def _blur(a: np.ndarray) -> np.ndarray:
+    return needs_cv2().GaussianBlur(a, (0, 0), 1.0)
+
 
 
 def _keypoints(fixed: tuple[np.ndarray, np.ndarray], moving: tuple[np.ndarray, np.ndarray], h0: np.ndarray,
@@ -335,38 +424,6 @@ def _check_plausible(hom: np.ndarray, shape: tuple[int, int], cscale: float, p: 
     if sv[0] / sv[1] > p.max_anisotropy:
         raise RegistrationError(f"'{name}': implausible transform (shear/anisotropy {sv[0] / sv[1]:.2f}, "
                                 f"limit {p.max_anisotropy})")
-
-
-# ----------------------------------------------------------------------------------------------
-# Dense residual
-# ----------------------------------------------------------------------------------------------
-
-
-def _dense_residual(fs: np.ndarray, ms: np.ndarray, reg: Registration, p: RegistrationParams,
-                    name: str) -> np.ndarray:
-    """(H, W, 2) float32: DIS flow from the fixed structure map to the registered moving one, smoothed.
-
-    Run ``flow_passes`` times, each pass measuring what is left after the previous ones (the
-    increments are small and smooth, so they are added).
-    """
-    cv2 = needs_cv2()
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    a = to_u8(cv2.GaussianBlur(fs, (0, 0), 1.0))
-    total = np.zeros((*fs.shape, 2), np.float32)
-    for k in range(p.flow_passes):
-        step = Registration(reg.homography, total if k else None, reg.fixed_shape, moving_shape=reg.moving_shape)
-        warped, valid = step.apply(ms)
-        b = to_u8(cv2.GaussianBlur(warped, (0, 0), 1.0))
-        flow = dis.calc(a, b, None)
-        if not np.isfinite(flow).all():
-            raise RegistrationError(f"'{name}': dense refinement diverged")
-        # Trust the flow where both maps have edges and the moving image is present; spread it smoothly.
-        wgt = (np.minimum(fs, warped) * valid).astype(np.float32)
-        wgt = cv2.GaussianBlur(wgt, (0, 0), 2.0) + 1e-4
-        sm = p.flow_smooth / (k + 1)
-        den = cv2.GaussianBlur(wgt, (0, 0), sm)
-        total += np.stack([cv2.GaussianBlur(flow[..., c] * wgt, (0, 0), sm) / den for c in range(2)], axis=-1)
-    return np.clip(total, -p.flow_max, p.flow_max).astype(np.float32)
 
 
 def _score(fs: np.ndarray, ms: np.ndarray, reg: Registration) -> float:
