@@ -237,6 +237,8 @@ def test_tables_bold_best_and_files(tmp_path):
     assert "| F | 2 | **60.0 ± 14.1** | 20.0 ± 14.1 | **40.0 ± 14.1** |" in md  # one value: nothing to beat
     assert "| visible | 2 | 30.0 ± 14.1 | n/a | 30.0 ± 14.1 |" in md
     assert "Note: one note" in md
+    tie = aggregate([dict(r, map50={"a": 0.0, "b": 0.0, "all": 0.0}) for r in _runs()], ["visible", "F"], ["a", "all"])
+    assert "**" not in table_markdown(tie).split("### mAP@[.5:.95]")[0]  # all equal: no best
     tex = table_latex(t)
     assert r"\textbf{60.0 $\pm$ 14.1}" in tex and r"\toprule" in tex
     files = write_tables(t, _runs(), tmp_path, notes=["n"], extra={"cpu_s": 3.0})

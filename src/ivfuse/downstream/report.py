@@ -61,7 +61,9 @@ def aggregate(runs: Sequence[dict], inputs: Sequence[str], columns: Sequence[str
 def _best(table: dict, metric: str, column: str) -> float:
     vals = [table["mean"][metric][n][column] for n in table["inputs"]]
     vals = [v for v in vals if not math.isnan(v)]
-    return max(vals) if len(vals) > 1 else math.nan
+    if len(vals) < 2 or max(vals) == min(vals):
+        return math.nan  # nothing to beat, or all equal: no bold
+    return max(vals)
 
 
 def _cell(table: dict, metric: str, name: str, column: str, bold: tuple[str, str], pct: bool = True) -> str:
@@ -84,7 +86,7 @@ def table_markdown(table: dict, notes: Sequence[str] = ()) -> str:
             cells = [_cell(table, m, n, c, ("**", "**")) for c in cols]
             lines.append(f"| {n} | {len(table['seeds'][n])} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines.append("Mean ± sample standard deviation over the seeds, in percent; **best** per column.")
+    lines.append("Mean ± sample standard deviation over the seeds, in percent; **best** per column (none where all are equal).")
     lines += [f"Note: {t}" for t in notes]
     return "\n".join(lines) + "\n"
 
