@@ -60,19 +60,18 @@ def aggregate(runs: Sequence[dict], inputs: Sequence[str], columns: Sequence[str
 
 def _best(table: dict, metric: str, column: str) -> float:
     vals = [table["mean"][metric][n][column] for n in table["inputs"]]
-    vals = [v for v in vals if not math.isnan(v)]
+    vals = [round(100 * v, 1) for v in vals if not math.isnan(v)]  # as printed: a tie in print is a tie
     if len(vals) < 2 or max(vals) == min(vals):
         return math.nan  # nothing to beat, or all equal: no bold
     return max(vals)
 
 
-def _cell(table: dict, metric: str, name: str, column: str, bold: tuple[str, str], pct: bool = True) -> str:
+def _cell(table: dict, metric: str, name: str, column: str, bold: tuple[str, str]) -> str:
     mu, sd = table["mean"][metric][name][column], table["std"][metric][name][column]
     if math.isnan(mu):
         return "n/a"
-    k = 100.0 if pct else 1.0
-    text = f"{k * mu:.1f} ± {k * sd:.1f}"
-    return f"{bold[0]}{text}{bold[1]}" if mu == _best(table, metric, column) else text
+    text = f"{100 * mu:.1f} ± {100 * sd:.1f}"
+    return f"{bold[0]}{text}{bold[1]}" if round(100 * mu, 1) == _best(table, metric, column) else text
 
 
 def table_markdown(table: dict, notes: Sequence[str] = ()) -> str:
