@@ -6,7 +6,7 @@
 #
 #   IVFUSE=/work/venv-detect/bin/ivfuse benchmarks/detect_msrs.sh [OUT]
 #
-# Settings can be changed through the environment: EPOCHS, IMGSZ, BATCH, SEEDS, THREADS, DATA.
+# Settings can be changed through the environment: EPOCHS, IMGSZ, BATCH, SEEDS, THREADS, DEVICE (cpu, cuda), DATA.
 set -euo pipefail
 IVFUSE=${IVFUSE:-ivfuse}
 DATA=${DATA:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data}
@@ -16,6 +16,7 @@ IMGSZ=${IMGSZ:-256}
 BATCH=${BATCH:-8}
 SEEDS=${SEEDS:-3}
 THREADS=${THREADS:-1}
+DEVICE=${DEVICE:-cpu}
 for d in "$DATA/train/msrs" "$DATA/test/msrs"; do
   [ -d "$d" ] || { echo "detect_msrs.sh: '$d' not found (set DATA)" >&2; exit 1; }
 done
@@ -25,5 +26,5 @@ start=$(date +%s)
   "$IVFUSE" downstream detect --train "$DATA/train/msrs" --test "$DATA/test/msrs" --sources vis,ir \
   --fused fusionnet_cpu --fused gff --fused fgfusion_cpu --fused pomai_cpu \
   --epochs "$EPOCHS" --imgsz "$IMGSZ" --batch "$BATCH" --seeds "$SEEDS" --model-yaml yolov8n.yaml \
-  --device cpu --threads "$THREADS" --resume -q -o "$OUT"
+  --device "$DEVICE" --threads "$THREADS" --resume -q -o "$OUT"
 echo "detect_msrs: done in $(( $(date +%s) - start )) s; tables in $OUT/detect.md"
