@@ -168,7 +168,8 @@ def deformed_table(rows: list[dict]) -> str:
 
 def wide_summary(rows: list[dict]) -> dict:
     def stats(key: str) -> dict:
-        errs = np.array([r[key] if r.get(key) is not None else np.inf for r in rows if key in r or key == "corner_error"])
+        errs = np.array([r[key] if r.get(key) is not None else np.inf
+                         for r in rows if key in r or key == "corner_error"])
         if not len(errs):
             return {}
         return {"cases": len(errs), "under_2px": int((errs < 2).sum()), "under_2px_rate": float((errs < 2).mean()),
@@ -205,7 +206,8 @@ def main() -> int:
               f"{s['median_error']:.2f} px, 95th percentile {s['p95_error']:.2f} px, {len(s['failed'])} failed")
         for key in ("native", "control"):
             if s.get(key):
-                print(f"  {key}: {s[key]['under_2px']}/{s[key]['cases']} under 2 px, median {s[key]['median_error']:.2f} px")
+                print(f"  {key}: {s[key]['under_2px']}/{s[key]['cases']} under 2 px, "
+                      f"median {s[key]['median_error']:.2f} px")
         for f in s["failed"]:
             print(f"  failed {f}")
     atomic_write(args.output, json.dumps(out, indent=1) + "\n")

@@ -107,7 +107,8 @@ def _cmd_fuse(args) -> int:
             raise ValueError("--save-maps needs --backend torch (the ONNX graph returns the fused image only)")
         model = load_model(model, backend="onnxruntime", checkpoint_path=args.checkpoint)
         args.checkpoint = None
-    folder_mode = args.dataset is not None or (args.ir and Path(args.ir).is_dir()) or (args.vis and Path(args.vis).is_dir())
+    folder_mode = (args.dataset is not None or (args.ir and Path(args.ir).is_dir())
+                   or (args.vis and Path(args.vis).is_dir()))
     if folder_mode:
         if args.dataset is None and not (args.ir and args.vis):
             _err("folder mode needs DATASET_DIR or both --ir DIR and --vis DIR")

@@ -323,7 +323,8 @@ def _pipeline(pairs, registrar, nets: list, dev, writer, fdir, queue_size: int, 
     return n
 
 
-def find_clip_pairs(ir_dir: str | os.PathLike, vis_dir: str | os.PathLike) -> tuple[list[tuple[str, Path, Path]], list[Path]]:
+def find_clip_pairs(ir_dir: str | os.PathLike,
+                    vis_dir: str | os.PathLike) -> tuple[list[tuple[str, Path, Path]], list[Path]]:
     """Video files of two folders matched by stem: sorted (name, ir, vis) and the files without a partner."""
     files = []
     for d in (Path(ir_dir), Path(vis_dir)):

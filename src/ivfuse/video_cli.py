@@ -1,4 +1,5 @@
-"""``ivfuse fuse-video`` and ``ivfuse eval-video``: fuse two camera videos; score a fused video's temporal consistency."""
+"""``ivfuse fuse-video`` and ``ivfuse eval-video``: fuse two camera videos; score a fused video's temporal
+consistency."""
 
 from __future__ import annotations
 

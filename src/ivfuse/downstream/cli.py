@@ -53,7 +53,8 @@ def add_parser(sub) -> None:
                         "one folder) or an ivfuse model fused on the fly into OUT/fused/NAME; repeat for several")
     d.add_argument("--sources", default="vis,ir", help="source inputs to compare with: vis, ir, both (default) or ''")
     d.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
-    d.add_argument("--imgsz", type=int, default=320, help="training and test image side, a multiple of 32 (default 320)")
+    d.add_argument("--imgsz", type=int, default=320,
+                   help="training and test image side, a multiple of 32 (default 320)")
     d.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
     d.add_argument("--seeds", type=int, default=1, metavar="K", help="train with seeds 0..K-1 (default 1)")
     d.add_argument("--model-yaml", default="yolov8n.yaml",

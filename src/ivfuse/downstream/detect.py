@@ -5,8 +5,8 @@ labelled pairs (:mod:`ivfuse.downstream.inputs`, :mod:`ivfuse.downstream.dataset
 detector is trained from the same start on the train split with each seed, and the last weights
 are evaluated on the test split by the detector's own validator: mAP@0.5 and mAP@[.5:.95] (the
 precision envelope integrated over 101 recall points; IoU thresholds 0.50:0.05:0.95), per class
-and over the classes present in the test split. The test split never selects weights: the in-training validation runs on a
-few train images and its result is not used.
+and over the classes present in the test split. The test split never selects weights: the
+in-training validation runs on a few train images and its result is not used.
 
 The detector is Ultralytics YOLO (the ``detect`` extra; AGPL-3.0), built from a model yaml
 (from scratch) or from weights the user gives. It runs offline: no weights, fonts or datasets
@@ -138,7 +138,8 @@ def _metrics(box, names: Sequence[str]) -> dict:
 
 def train_and_evaluate(data_yaml: str | os.PathLike, run_dir: str | os.PathLike, seed: int, settings: DetectSettings,
                        names: Sequence[str], config_dir: str | os.PathLike | None = None, quiet: bool = False) -> dict:
-    """Train the detector on the train split of ``data_yaml`` with ``seed``, evaluate its last weights on the test split.
+    """Train the detector on the train split of ``data_yaml`` with ``seed``; evaluate its last weights on the test
+    split.
 
     Args:
         data_yaml: from :func:`ivfuse.downstream.dataset.build_yolo_dataset`.

@@ -85,7 +85,8 @@ def table_markdown(table: dict, notes: Sequence[str] = ()) -> str:
             cells = [_cell(table, m, n, c, ("**", "**")) for c in cols]
             lines.append(f"| {n} | {len(table['seeds'][n])} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines.append("Mean ± sample standard deviation over the seeds, in percent; **best** per column (none where all are equal).")
+    lines.append("Mean ± sample standard deviation over the seeds, in percent; "
+                 "**best** per column (none where all are equal).")
     lines += [f"Note: {t}" for t in notes]
     return "\n".join(lines) + "\n"
 

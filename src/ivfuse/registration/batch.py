@@ -223,7 +223,8 @@ def _apply_rig(rig: Registration, job: _Job, fixed: np.ndarray, moving: np.ndarr
     if fixed.shape[:2] != rig.fixed_shape or moving.shape[:2] != rig.moving_shape:
         raise RegistrationError(f"'{job.name}': image sizes {moving.shape[1]}x{moving.shape[0]} -> "
                                 f"{fixed.shape[1]}x{fixed.shape[0]} differ from the rig's "
-                                f"{rig.moving_shape[1]}x{rig.moving_shape[0]} -> {rig.fixed_shape[1]}x{rig.fixed_shape[0]}")
+                                f"{rig.moving_shape[1]}x{rig.moving_shape[0]} -> "
+                                f"{rig.fixed_shape[1]}x{rig.fixed_shape[0]}")
     reg = Registration.from_json(rig.to_json())
     reg.name, reg.method = job.name, method
     if method in ("flow", "both"):

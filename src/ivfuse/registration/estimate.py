@@ -17,8 +17,8 @@ Stages (``estimate``):
    the fixed image and the warped moving image, smoothed with weights from the edge strength.
 
 Every homography is checked for plausibility (positive determinant, scale range, anisotropy,
-perspective distortion, rotation from the coarse estimate, inlier count and ratio) and a :class:`RegistrationError` names the pair
-and the reason otherwise.
+perspective distortion, rotation from the coarse estimate, inlier count and ratio) and a
+:class:`RegistrationError` names the pair and the reason otherwise.
 """
 
 from __future__ import annotations

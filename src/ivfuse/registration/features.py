@@ -19,7 +19,8 @@ def as_gray(img: np.ndarray, role: str = "image", name: str = "") -> np.ndarray:
     if a.ndim != 2:
         raise RegistrationError(f"{_who(name)}{role} image: expected (H, W) or (H, W, 3), got shape {a.shape}")
     if min(a.shape) < 16:
-        raise RegistrationError(f"{_who(name)}{role} image of {a.shape[1]}x{a.shape[0]} pixels is too small to register")
+        raise RegistrationError(
+            f"{_who(name)}{role} image of {a.shape[1]}x{a.shape[0]} pixels is too small to register")
     a = a.astype(np.float32)
     if not np.isfinite(a).all():
         raise RegistrationError(f"{_who(name)}{role} image has NaN or infinite values")
