@@ -167,13 +167,6 @@ def ablation_config(name: str, preset: str = "cpu", model: str = "fgfusion_cpu")
         preset: "paper" or "cpu".
         model: registered FGFusion variant.
     """
-    if name not in ABLATIONS:
-        raise ValueError(f"unknown ablation '{name}'; choose one of {', '.join(ABLATIONS)}")
-    from .recipes import make_config
+    from .recipes import ablated_config
 
-    cfg = make_config(model, preset)
-    model_kw, loss_kw = ABLATIONS[name]
-    cfg.model_kwargs = {**cfg.model_kwargs, **model_kw}
-    cfg.loss = LossSpec(cfg.loss.name, {**cfg.loss.kwargs, **loss_kw})
-    cfg.description = f"{cfg.description}; ablation {name}"
-    return cfg
+    return ablated_config(model, preset, ABLATIONS, name)

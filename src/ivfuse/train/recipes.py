@@ -41,6 +41,7 @@ from .config import DataConfig, LossSpec, OptimizerConfig, ScheduleConfig, Stage
 
 __all__ = [
     "PRESETS",
+    "ablated_config",
     "RecipeEntry",
     "base_config",
     "default_recipe",
@@ -234,4 +235,20 @@ def default_recipe(preset: str) -> TrainConfig:
     cfg = base_config(preset)
     cfg.loss = LossSpec("fusion", {"ssim": 1.0, "intensity": 1.0, "gradient": 1.0})
     cfg.description = "generic recipe: SSIM + intensity-to-max + Sobel-gradient-to-max"
+    return cfg
+
+
+def ablated_config(model: str, preset: str, ablations: dict, name: str) -> TrainConfig:
+    """``make_config(model, preset)`` with the ablation ``name`` of ``ablations`` applied.
+
+    ``ablations`` maps a row name to ``(model kwargs, loss kwargs)``: the kwargs are merged into
+    the recipe's ``model_kwargs`` and its loss kwargs, and the description says which row it is.
+    """
+    if name not in ablations:
+        raise ValueError(f"unknown ablation '{name}'; choose one of {', '.join(ablations)}")
+    cfg = make_config(model, preset)
+    model_kw, loss_kw = ablations[name]
+    cfg.model_kwargs = {**cfg.model_kwargs, **model_kw}
+    cfg.loss = LossSpec(cfg.loss.name, {**cfg.loss.kwargs, **loss_kw})
+    cfg.description = f"{cfg.description}; ablation {name}"
     return cfg
