@@ -117,11 +117,10 @@ def score(folder: Path, fused: dict[str, Path], convention: str) -> dict[str, fl
     from ivfuse.evaluation import score_method
     from ivfuse.io import find_pairs
 
-    metrics = list(RANK) if convention == "vifb" else ["EN", "SD", "SF", "AG", "MI", "VIF", "Qabf", "SSIM"]
-    sc = score_method("x", find_pairs(folder).pairs, fused, metrics=metrics, convention=convention, progress=False)
+    sc = score_method("x", find_pairs(folder).pairs, fused, metrics=list(RANK), convention=convention, progress=False)
     if sc.problems:
         raise RuntimeError(f"{folder}: could not score {len(sc.problems)} images: {sc.problems[:3]}")
-    return {m: sc.mean(m) for m in metrics}
+    return {m: sc.mean(m) for m in RANK}
 
 
 def train_and_score(paper: str, row: str, seed: int, args, data, tests, out: Path) -> dict:
