@@ -1,4 +1,4 @@
-"""The inputs of a detection comparison: visible, infrared, fused folders and models fused on the fly.
+"""The inputs of a downstream comparison: visible, infrared, fused folders and models fused on the fly.
 
 Pure Python apart from the fusion of a model input (:func:`ivfuse.api.fuse_folder`). Every input
 gets the same labelled pairs: a pair without a label file, or without an image for some input,
@@ -11,11 +11,12 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from .dataset import DetectionSplit, LabelledImage, fused_image, scan_split
 
-__all__ = ["InputSpec", "PreparedInputs", "parse_fused", "parse_sources", "prepare_inputs"]
+__all__ = ["InputSpec", "PreparedInputs", "check_inputs", "match_inputs", "parse_fused", "parse_sources",
+           "prepare_inputs"]
 
 SPLITS = ("train", "test")
 _SOURCES = {"vis": "visible", "vi": "visible", "visible": "visible", "ir": "infrared", "infrared": "infrared"}
@@ -90,16 +91,18 @@ class PreparedInputs:
     """What every input shows for every labelled pair.
 
     Attributes:
-        splits: ``{"train": DetectionSplit, "test": DetectionSplit}`` (the labelled pairs kept).
+        splits: ``{"train": split, "test": split}`` (the labelled pairs kept): a
+            :class:`~ivfuse.downstream.dataset.DetectionSplit` or, for segmentation, a
+            :class:`~ivfuse.downstream.masks.SegmentationSplit`.
         names: the class names.
         images: ``{input name: {split: [(item, image path), ...]}}``, the same items for every input.
         notes: one line per thing left out (images without labels or without a fused image, pairs
             a model failed to fuse).
     """
 
-    splits: dict[str, DetectionSplit]
+    splits: dict[str, DetectionSplit | Any]
     names: list[str]
-    images: dict[str, dict[str, list[tuple[LabelledImage, Path]]]] = field(default_factory=dict)
+    images: dict[str, dict[str, list[tuple[LabelledImage | Any, Path]]]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -122,25 +125,14 @@ def _fused_folder(spec: InputSpec, split: str, root: Path, out: Path, progress: 
     return dest
 
 
-def prepare_inputs(train: str | os.PathLike, test: str | os.PathLike, inputs: Sequence[InputSpec],
-                   out: str | os.PathLike, names: Sequence[str] | None = None, progress: bool = True,
-                   overwrite_fused: bool = True, warn: Callable[[str], None] | None = None,
-                   ready: Callable[[], None] | None = None) -> PreparedInputs:
-    """Scan and check both splits, fuse the model inputs, and match every input's images.
+def check_inputs(train: str | os.PathLike, test: str | os.PathLike, inputs: Sequence[InputSpec]) -> dict[str, Path]:
+    """Check the rows (at least one, unique names) and the splits (two different folders).
 
-    Args:
-        train, test: dataset folders (``ir/``, ``vi/``, ``labels/`` of YOLO txt files).
-        inputs: the rows (at least one).
-        out: the output folder; model inputs are fused into ``out/fused/<name>/<split>/``.
-        names: class names (default: ``labels/classes.txt`` of the train split).
-        overwrite_fused: fuse again over images a previous run left (False: keep them).
-        warn: called with each note as it is found (default: print to stderr).
-        ready: called once the labels are checked, before any fusion (e.g. to check that the
-            detector is installed before minutes of fusing).
+    Returns:
+        ``{"train": Path, "test": Path}``.
 
     Raises:
-        ValueError: a label file is malformed (class id out of range, box outside the image, ...),
-            the splits disagree on the classes, or a split has no usable image.
+        ValueError: no input, two inputs of one name, or the same folder for both splits.
     """
     if not inputs:
         raise ValueError("nothing to compare: give --sources and/or --fused")
@@ -149,18 +141,34 @@ def prepare_inputs(train: str | os.PathLike, test: str | os.PathLike, inputs: Se
         if spec.name in seen:
             raise ValueError(f"two inputs are named '{spec.name}'; name them with --fused NAME=...")
         seen.add(spec.name)
-    say = warn or (lambda msg: print(f"ivfuse: warning: {msg}", file=sys.stderr))
     roots = {"train": Path(train), "test": Path(test)}
     if roots["train"].resolve() == roots["test"].resolve():
         raise ValueError(f"'{train}': the train and test splits are the same folder")
-    splits, cls = {}, list(names) if names else None
-    for split in SPLITS:
-        splits[split], found = scan_split(roots[split], cls)
-        if cls is None:
-            cls = found
-        elif found != cls:
-            raise ValueError(f"'{splits[split].label_dir}': classes {found} differ from the train split's {cls}")
-    prep = PreparedInputs(splits=splits, names=cls)
+    return roots
+
+
+def match_inputs(splits: dict, roots: dict[str, Path], inputs: Sequence[InputSpec], out: str | os.PathLike,
+                 names: Sequence[str], progress: bool = True, overwrite_fused: bool = True,
+                 warn: Callable[[str], None] | None = None, ready: Callable[[], None] | None = None) -> PreparedInputs:
+    """Report the unlabelled images, fuse the model inputs, and give every input the same labelled pairs.
+
+    Shared by the downstream tasks: a split is any object with ``images`` (labelled items with
+    ``name`` and ``pair``), ``missing_labels`` (image paths) and ``label_dir``; its ``images`` are
+    cut down to the pairs every input has an image for.
+
+    Args:
+        splits: ``{"train": split, "test": split}``, already scanned and checked.
+        roots: the dataset folders of the splits (from :func:`check_inputs`).
+        inputs: the rows.
+        out: the output folder; model inputs are fused into ``out/fused/<name>/<split>/``.
+        names: the class names.
+        progress, overwrite_fused, warn, ready: as in :func:`prepare_inputs`.
+
+    Raises:
+        ValueError: a split has no usable image.
+    """
+    say = warn or (lambda msg: print(f"ivfuse: warning: {msg}", file=sys.stderr))
+    prep = PreparedInputs(splits=splits, names=list(names))
     for split in SPLITS:
         missing = splits[split].missing_labels
         if missing:
@@ -181,7 +189,7 @@ def prepare_inputs(train: str | os.PathLike, test: str | os.PathLike, inputs: Se
                 folders[spec.name] = _fused_folder(spec, split, roots[split], out, progress, overwrite_fused,
                                                    prep.notes)
         kept, lost = [], []
-        per_input: dict[str, list[tuple[LabelledImage, Path]]] = {s.name: [] for s in inputs}
+        per_input: dict[str, list[tuple[Any, Path]]] = {s.name: [] for s in inputs}
         for item in splits[split].images:
             paths = {}
             for spec in inputs:
@@ -208,3 +216,35 @@ def prepare_inputs(train: str | os.PathLike, test: str | os.PathLike, inputs: Se
         for n, items in per_input.items():
             prep.images.setdefault(n, {})[split] = items
     return prep
+
+
+def prepare_inputs(train: str | os.PathLike, test: str | os.PathLike, inputs: Sequence[InputSpec],
+                   out: str | os.PathLike, names: Sequence[str] | None = None, progress: bool = True,
+                   overwrite_fused: bool = True, warn: Callable[[str], None] | None = None,
+                   ready: Callable[[], None] | None = None) -> PreparedInputs:
+    """Scan and check both splits, fuse the model inputs, and match every input's images.
+
+    Args:
+        train, test: dataset folders (``ir/``, ``vi/``, ``labels/`` of YOLO txt files).
+        inputs: the rows (at least one).
+        out: the output folder; model inputs are fused into ``out/fused/<name>/<split>/``.
+        names: class names (default: ``labels/classes.txt`` of the train split).
+        overwrite_fused: fuse again over images a previous run left (False: keep them).
+        warn: called with each note as it is found (default: print to stderr).
+        ready: called once the labels are checked, before any fusion (e.g. to check that the
+            detector is installed before minutes of fusing).
+
+    Raises:
+        ValueError: a label file is malformed (class id out of range, box outside the image, ...),
+            the splits disagree on the classes, or a split has no usable image.
+    """
+    roots = check_inputs(train, test, inputs)
+    splits, cls = {}, list(names) if names else None
+    for split in SPLITS:
+        splits[split], found = scan_split(roots[split], cls)
+        if cls is None:
+            cls = found
+        elif found != cls:
+            raise ValueError(f"'{splits[split].label_dir}': classes {found} differ from the train split's {cls}")
+    return match_inputs(splits, roots, inputs, out, cls, progress=progress, overwrite_fused=overwrite_fused,
+                        warn=warn, ready=ready)

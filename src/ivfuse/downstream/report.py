@@ -1,8 +1,10 @@
-"""Tables and the bar chart of a detection comparison (the per-class layout of PoMAI's Table 4).
+"""Tables and the bar chart of a downstream comparison (the per-class layout of PoMAI's Table 4).
 
-Rows are the inputs (visible, infrared, each fused method), columns the classes and ``all``; a
-cell is the mean over the seeds with the sample standard deviation. Pure Python; the chart needs
-matplotlib (the ``plot`` extra) and is left out with a note without it.
+Rows are the inputs (visible, infrared, each fused method), columns the classes and the mean over
+them (``all``); a cell is the mean over the seeds with the sample standard deviation. Which scores
+a table holds is a ``{key: title}`` mapping: :data:`METRICS` for detection (the default),
+:data:`SEGMENT_METRICS` for segmentation. Pure Python; the chart needs matplotlib (the ``plot``
+extra) and is left out with a note without it.
 """
 
 from __future__ import annotations
@@ -13,16 +15,19 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from .._files import atomic_write
 
-__all__ = ["METRICS", "aggregate", "table_markdown", "table_latex", "write_chart", "write_tables"]
+__all__ = ["METRICS", "SEGMENT_METRICS", "aggregate", "table_markdown", "table_latex", "write_chart", "write_tables"]
 
 #: The metric keys of a run's result, and how the tables name them.
 METRICS = {"map50": "mAP@0.5", "map": "mAP@[.5:.95]"}
+
+#: The same for segmentation: IoU per class (its mean is the mIoU) and accuracy per class (recall).
+SEGMENT_METRICS = {"iou": "IoU", "acc": "Acc"}
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -32,21 +37,23 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
-def aggregate(runs: Sequence[dict], inputs: Sequence[str], columns: Sequence[str]) -> dict:
+def aggregate(runs: Sequence[dict], inputs: Sequence[str], columns: Sequence[str],
+              metrics: Mapping[str, str] = METRICS) -> dict:
     """Mean and standard deviation over the seeds of each input, metric and column.
 
     Args:
-        runs: one dict per (input, seed) with ``input``, ``seed`` and, per key of :data:`METRICS`,
+        runs: one dict per (input, seed) with ``input``, ``seed`` and, per key of ``metrics``,
             a ``{column: value}`` dict (NaN where a class has no test boxes).
         inputs: the row order.
         columns: the class names and ``all``.
+        metrics: the scores, ``{key: title}`` (default :data:`METRICS`).
 
     Returns:
         ``{"inputs", "columns", "seeds": {input: [seeds]}, "mean": {metric: {input: {column: v}}},
         "std": ...}``; the std is the sample one (ddof 1), 0 for a single seed.
     """
     table = {"inputs": list(inputs), "columns": list(columns), "seeds": {}, "mean": {}, "std": {}}
-    for m in METRICS:
+    for m in metrics:
         table["mean"][m], table["std"][m] = {}, {}
         for name in inputs:
             mine = [r for r in runs if r["input"] == name]
@@ -74,11 +81,12 @@ def _cell(table: dict, metric: str, name: str, column: str, bold: tuple[str, str
     return f"{bold[0]}{text}{bold[1]}" if round(100 * mu, 1) == _best(table, metric, column) else text
 
 
-def table_markdown(table: dict, notes: Sequence[str] = ()) -> str:
-    """Two Markdown tables (mAP@0.5, mAP@[.5:.95]), in percent, mean ± std over the seeds; best in bold."""
+def table_markdown(table: dict, notes: Sequence[str] = (), metrics: Mapping[str, str] = METRICS) -> str:
+    """One Markdown table per metric (mAP@0.5, mAP@[.5:.95] by default), in percent, mean ± std over the seeds;
+    best in bold."""
     cols = table["columns"]
     lines = []
-    for m, title in METRICS.items():
+    for m, title in metrics.items():
         lines += [f"### {title} (%)", "", "| input | seeds | " + " | ".join(cols) + " |",
                   "|---|---:|" + "---:|" * len(cols)]
         for n in table["inputs"]:
@@ -97,48 +105,52 @@ def _tex(text: str) -> str:
     return "".join(special.get(ch, ch) for ch in text)
 
 
-def table_latex(table: dict, caption: str | None = None) -> str:
-    """LaTeX (booktabs): mAP@0.5 per class and overall, then mAP@[.5:.95] overall; best in bold."""
+def table_latex(table: dict, caption: str | None = None, metrics: Mapping[str, str] = METRICS) -> str:
+    """LaTeX (booktabs): the first metric (mAP@0.5) per class and overall, then the second (mAP@[.5:.95]) overall;
+    best in bold."""
     cols = table["columns"]
+    (m1, t1), (m2, t2) = list(metrics.items())[:2]
     lines = [r"\begin{table}[t]", r"\centering"]
     if caption:
         lines.append(r"\caption{" + _tex(caption) + "}")
     lines += [r"\begin{tabular}{l" + "r" * (len(cols) + 1) + "}", r"\toprule",
-              r" & \multicolumn{" + str(len(cols)) + r"}{c}{mAP@0.5 (\%)} & mAP@[.5:.95] (\%) \\",
-              " & ".join(["Input"] + [_tex(c) for c in cols] + ["all"]) + r" \\", r"\midrule"]
+              r" & \multicolumn{" + str(len(cols)) + r"}{c}{" + _tex(t1) + r" (\%)} & " + _tex(t2) + r" (\%) \\",
+              " & ".join(["Input"] + [_tex(c) for c in cols] + [_tex(cols[-1])]) + r" \\", r"\midrule"]
     for n in table["inputs"]:
-        cells = [_cell(table, "map50", n, c, (r"\textbf{", "}")) for c in cols]
-        cells.append(_cell(table, "map", n, "all", (r"\textbf{", "}")))
+        cells = [_cell(table, m1, n, c, (r"\textbf{", "}")) for c in cols]
+        cells.append(_cell(table, m2, n, cols[-1], (r"\textbf{", "}")))
         lines.append(" & ".join([_tex(n)] + [c.replace("±", r"$\pm$") for c in cells]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
 
 def write_tables(table: dict, runs: Sequence[dict], out_dir: str | os.PathLike, stem: str = "detect",
-                 notes: Sequence[str] = (), extra: dict | None = None) -> list[Path]:
+                 notes: Sequence[str] = (), extra: dict | None = None, metrics: Mapping[str, str] = METRICS,
+                 caption: str = "Detection mAP per input") -> list[Path]:
     """Write ``<stem>.md``, ``.csv`` (one row per input, metric and column, with the seeds' values),
     ``.json`` (the table, every run and ``extra``) and ``.tex``, atomically; return their paths."""
     from ..evaluation import json_safe
 
     out = Path(out_dir)
-    paths = [atomic_write(out / f"{stem}.md", table_markdown(table, notes))]
+    paths = [atomic_write(out / f"{stem}.md", table_markdown(table, notes, metrics))]
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["input", "metric", "class", "mean", "std", "seeds", "values"])
     for n in table["inputs"]:
         mine = [r for r in runs if r["input"] == n]
-        for m in METRICS:
+        for m in metrics:
             for c in table["columns"]:
                 vals = " ".join(f"{r[m].get(c, math.nan):.6g}" for r in mine)
                 w.writerow([n, m, c, f"{table['mean'][m][n][c]:.6g}", f"{table['std'][m][n][c]:.6g}", len(mine), vals])
     paths.append(atomic_write(out / f"{stem}.csv", buf.getvalue()))
     doc = {"table": table, "runs": list(runs), "notes": list(notes), **(extra or {})}
     paths.append(atomic_write(out / f"{stem}.json", json.dumps(json_safe(doc), indent=2) + "\n"))
-    paths.append(atomic_write(out / f"{stem}.tex", table_latex(table, caption="Detection mAP per input")))
+    paths.append(atomic_write(out / f"{stem}.tex", table_latex(table, caption, metrics)))
     return paths
 
 
-def write_chart(table: dict, path: str | os.PathLike, metric: str = "map50") -> str | None:
+def write_chart(table: dict, path: str | os.PathLike, metric: str = "map50",
+                metrics: Mapping[str, str] = METRICS) -> str | None:
     """A grouped bar chart of ``metric`` per column (bars: inputs, error bars: std over the seeds).
 
     Returns:
@@ -161,7 +173,7 @@ def write_chart(table: dict, path: str | os.PathLike, metric: str = "map50") -> 
         ax.bar(x - 0.4 + width * (k + 0.5), np.nan_to_num(mu), width, yerr=np.nan_to_num(sd), capsize=2, label=n)
     ax.set_xticks(x)
     ax.set_xticklabels(cols)
-    ax.set_ylabel(f"{METRICS[metric]} (%)")
+    ax.set_ylabel(f"{metrics[metric]} (%)")
     ax.legend(fontsize=7, ncol=min(len(names), 3))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
