@@ -62,6 +62,8 @@ class WeightCard:
         params: parameter count.
         gflops: GFLOPs at 640x480.
         notes: anything else a user must know.
+        extra: every other field of the card's JSON (timings, training command, baselines, ...),
+            kept as read so that a read/write round trip loses nothing; written after the fields above.
     """
 
     file: str
@@ -73,6 +75,7 @@ class WeightCard:
     params: int = 0
     gflops: float = 0.0
     notes: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def path(self) -> Path:
         p = Path(self.file)
@@ -82,15 +85,19 @@ class WeightCard:
         return self.path().is_file()
 
     def to_dict(self) -> dict[str, Any]:
+        """The card as its JSON holds it: the named fields, then the ``extra`` ones."""
         d = asdict(self)
         d["metrics"] = dict(self.metrics)
-        return d
+        extra = d.pop("extra")
+        return {**d, **{k: v for k, v in extra.items() if k not in d}}
 
     @classmethod
     def from_json(cls, path: str | Path) -> "WeightCard":
+        """Read a card; fields this class does not name go to ``extra``."""
         data = json.loads(Path(path).read_text())
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        known = {f for f in cls.__dataclass_fields__} - {"extra"}
+        return cls(**{k: v for k, v in data.items() if k in known},
+                   extra={k: v for k, v in data.items() if k not in known})
 
 
 @dataclass
