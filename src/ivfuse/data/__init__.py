@@ -31,14 +31,32 @@ Labels, optional per pair, found next to the modality folders (or given explicit
 Pairs without annotations get pseudo-labels from the infrared image (:func:`pseudo_labels`,
 parameters in :class:`PseudoLabelConfig`).
 
-Determinism: a sample is addressed as ``dataset[(index, sample_seed)]``; the crop position and
-flips come only from ``sample_seed``. :class:`PairSampler` derives those seeds from
-``(seed, epoch, position)``, so the data a run sees is a function of the seed and the step.
+For the weak-label study, ``DataConfig.degrade`` (:class:`DegradeBoxes`) leaves only a fraction of
+the training images labelled and jitters the boxes of the others; the ROI follows the boxes.
+
+Determinism: a sample is addressed as ``dataset[(index, sample_seed)]``; the crop position,
+flips and box jitter come only from ``sample_seed``. :class:`PairSampler` derives those seeds
+from ``(seed, epoch, position)``, so the data a run sees is a function of the seed and the step
+(and a resumed run sees the same data as an uninterrupted one).
+
+Modules: :mod:`~ivfuse.data.config` (settings), :mod:`~ivfuse.data.labels` (label files and
+their discovery), :mod:`~ivfuse.data.boxes` (box geometry and degradation),
+:mod:`~ivfuse.data.pseudo` (pseudo-labels), :mod:`~ivfuse.data.datasets` (datasets, batching),
+:mod:`~ivfuse.data.sampler` (sampling); every public name is importable from :mod:`ivfuse.data`.
 """
 
 from __future__ import annotations
 
-from .boxes import boxes_to_mask, crop_boxes, empty_boxes, flip_boxes, rot90_boxes
+from .boxes import (
+    DegradeBoxes,
+    boxes_to_mask,
+    crop_boxes,
+    empty_boxes,
+    flip_boxes,
+    jitter_boxes,
+    keeps_labels,
+    rot90_boxes,
+)
 from .config import DataConfig, DatasetError, PseudoLabelConfig
 from .datasets import ConcatPairs, PairedDataset, collate_pairs, training_pairs
 from .labels import (
@@ -58,6 +76,7 @@ __all__ = [
     "ConcatPairs",
     "DataConfig",
     "DatasetError",
+    "DegradeBoxes",
     "LabelSources",
     "PairSampler",
     "PairedDataset",
@@ -68,6 +87,8 @@ __all__ = [
     "empty_boxes",
     "find_label_sources",
     "flip_boxes",
+    "jitter_boxes",
+    "keeps_labels",
     "pseudo_labels",
     "read_boxes",
     "read_coco",

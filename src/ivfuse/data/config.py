@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .boxes import DegradeBoxes
+
 __all__ = ["DataConfig", "DatasetError", "PseudoLabelConfig"]
 
 
@@ -72,6 +74,9 @@ class DataConfig:
         masks_from_boxes: where a pair has boxes but no mask file, its foreground mask is the
             boxes rasterised (what FGFusion's mask-weighted loss gets on box-annotated sets such as
             MSRS or M3FD) instead of the infrared pseudo-mask.
+        degrade: weaker boxes for the weak-label study (a fraction of the images unlabelled, boxes
+            jittered), applied to training samples only; see :class:`ivfuse.data.DegradeBoxes`.
+            Off by default. Set as ``data.degrade.keep`` / ``.jitter`` / ``.seed``.
     """
 
     path: str = ""
@@ -91,6 +96,7 @@ class DataConfig:
     workers: int = 0
     pseudo: PseudoLabelConfig = field(default_factory=PseudoLabelConfig)
     masks_from_boxes: bool = True
+    degrade: DegradeBoxes = field(default_factory=DegradeBoxes)
 
 
 class DatasetError(ValueError):

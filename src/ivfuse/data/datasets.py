@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..io import IMAGE_EXTENSIONS, ImageReadError, PairError, PairPaths, find_pairs, load_pair
-from .boxes import boxes_to_mask, crop_boxes, empty_boxes, flip_boxes, rot90_boxes
+from .boxes import DegradeBoxes, boxes_to_mask, crop_boxes, empty_boxes, flip_boxes, rot90_boxes
 from .config import DataConfig, DatasetError
 from .labels import find_label_sources, read_boxes, read_pair_mask
 from .pseudo import pseudo_labels
@@ -65,7 +65,8 @@ class PairedDataset(Dataset):
         root: dataset folder with modality subfolders (or give ``ir_dir`` and ``vis_dir``).
         config: a :class:`DataConfig` (crop, flips, labels, pseudo-labels, cache); its
             ``path``/``ir_dir``/``vis_dir`` are used when ``root`` is None.
-        train: random crops and flips; otherwise whole images, no augmentation.
+        train: random crops and flips (and ``config.degrade``, if set); otherwise whole images,
+            no augmentation, labels as they are.
         ir_dir, vis_dir: explicit modality folders.
         max_pairs: keep only the first pairs (sorted by name).
         progress: show a progress bar while checking.
@@ -117,6 +118,11 @@ class PairedDataset(Dataset):
         self.crop = int(self.cfg.crop)
         if train and self.crop < 1:
             raise DatasetError(f"crop must be >= 1, got {self.crop}")
+        self.degrade: DegradeBoxes = getattr(self.cfg, "degrade", None) or DegradeBoxes()
+        try:
+            self.degrade.check()
+        except ValueError as exc:
+            raise DatasetError(str(exc)) from exc
         self._cache: dict[int, _Item] = {}
         self._cache_enabled = self.cfg.cache == "yes"
         self._labels: dict[int, tuple] = {}  # labels are always kept: pseudo-labels cost more than decoding
@@ -238,16 +244,21 @@ class PairedDataset(Dataset):
         item = self._item(i)
         ir, vis = item.ir[None], item.vis[None]
         roi, mask = item.roi[None].float(), item.mask[None].float()
-        boxes = item.boxes
+        boxes, has_boxes = item.boxes, item.has_boxes
         if self.train:
             ir, vis, roi, mask, boxes = self._augment(ir, vis, roi, mask, boxes, np.random.default_rng(seed))
+            if self.degrade.active:  # weak-label study: after the crop, from the same sample seed
+                boxes, kept = self.degrade(boxes, self.pairs[i].name, seed)
+                has_boxes = has_boxes and kept
+                if not kept or self.degrade.jitter > 0:
+                    roi = torch.from_numpy(boxes_to_mask(boxes, *roi.shape[-2:]))[None].float()
         return {
             "ir": ir.contiguous(),
             "vis": vis.contiguous(),
             "roi": roi.contiguous(),
             "mask": mask.contiguous(),
             "boxes": torch.from_numpy(np.ascontiguousarray(boxes, dtype=np.float32).reshape(-1, 4)),
-            "has_boxes": item.has_boxes,
+            "has_boxes": has_boxes,
             "has_mask": item.has_mask,
             "name": self.pairs[i].name,
         }

@@ -8,6 +8,9 @@ The pieces:
 
 * :class:`DataConfig`: crop, batch, augmentation, where labels come from, pseudo-labels (defined
   with the data pipeline in :mod:`ivfuse.data`, importable from here too).
+  The weak-label study's box degradation is ``data.degrade``; its old spellings in the FusionNet
+  loss's kwargs (``roi_keep``, ``roi_jitter``, ``roi_seed``) are moved there when a
+  configuration is read (:func:`move_legacy_settings`).
 * :class:`LossSpec`: a loss registered with :func:`ivfuse.losses.register_loss` plus its kwargs.
 * :class:`OptimizerConfig` and :class:`ScheduleConfig`: per stage.
 * :class:`Stage`: name, length (steps or epochs), which parameters train, optimizer, schedule.
@@ -56,6 +59,7 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
     "load_toml",
+    "move_legacy_settings",
 ]
 
 
@@ -300,9 +304,35 @@ def _merge_into(obj: Any, data: Mapping, where: str) -> Any:
     return obj
 
 
+# Old spellings: the FusionNet loss's weak-label kwargs, now the data pipeline's ``data.degrade`` fields.
+_MOVED_LOSS_KWARGS = {"roi_keep": ("keep", float), "roi_jitter": ("jitter", float), "roi_seed": ("seed", int)}
+_MOVED_FROM_LOSS = "fusionnet_target_aware"
+
+
+def move_legacy_settings(cfg: TrainConfig) -> TrainConfig:
+    """Move settings from their old places to their new ones, in place; returns ``cfg``.
+
+    ``roi_keep``, ``roi_jitter`` and ``roi_seed`` in the kwargs of a ``fusionnet_target_aware``
+    loss (the run's or a stage's) become ``data.degrade.keep``, ``.jitter`` and ``.seed``: the box
+    degradation is a seeded transform of the data (:class:`ivfuse.data.DegradeBoxes`), so a
+    resumed run sees the same boxes. Applied by :func:`config_from_dict`, :func:`apply_overrides`
+    and :func:`apply_dotted`, so old TOML files, ``--set loss.kwargs.roi_jitter=...`` and old runs'
+    ``config.json`` keep working.
+    """
+    specs = [("loss", cfg.loss)]
+    specs += [(f"stages.{i}.loss", st.loss) for i, st in enumerate(cfg.stages) if getattr(st, "loss", None)]
+    for where, spec in specs:
+        if spec.name != _MOVED_FROM_LOSS:
+            continue
+        for old, (new, typ) in _MOVED_LOSS_KWARGS.items():
+            if old in spec.kwargs:
+                setattr(cfg.data.degrade, new, _coerce(spec.kwargs.pop(old), typ, f"{where}.kwargs.{old}"))
+    return cfg
+
+
 def config_from_dict(data: Mapping) -> TrainConfig:
     """Build a :class:`TrainConfig` from a dict (e.g. a run's saved ``config.json``)."""
-    return _from_mapping(TrainConfig, data, "")
+    return move_legacy_settings(_from_mapping(TrainConfig, data, ""))
 
 
 def apply_overrides(cfg: TrainConfig, data: Mapping) -> TrainConfig:
@@ -311,7 +341,7 @@ def apply_overrides(cfg: TrainConfig, data: Mapping) -> TrainConfig:
     Tables merge field by field; lists (including ``stages``) are replaced whole.
     """
     out = copy.deepcopy(cfg)
-    return _merge_into(out, data, "")
+    return move_legacy_settings(_merge_into(out, data, ""))
 
 
 def load_toml(path: str | Path) -> dict:
@@ -381,4 +411,4 @@ def apply_dotted(cfg: TrainConfig, assignments: list[str]) -> TrainConfig:
             raise ConfigError(f"override '{item}': cannot assign to a list element directly")
         else:
             _merge_into(obj, {last: value}, ".".join(parts[:-1]))
-    return out
+    return move_legacy_settings(out)

@@ -22,11 +22,15 @@ ROI-SSIM (up to the metric convention's border handling); the engine's validatio
 criterion's terms, so every validation row carries ``val_roi_ssim`` on the validation set's
 (pseudo-)ROIs.
 
-Weak-label study (the paper's open question 3): ``roi_keep < 1`` keeps the boxes of only that
-fraction of the images (chosen by a stable hash of the pair name, so the same images lose their
-labels at every step, as in a partly annotated dataset) and ``roi_jitter > 0`` moves and rescales
-every box at random (redrawn at each step) by up to that fraction of its size; the ROI is then
-re-rasterised from ``batch["boxes"]``. See ``benchmarks/fusionnet_weak_labels.py``.
+Weak-label study (the paper's open question 3): the boxes are degraded in the data pipeline,
+``data.degrade`` (:class:`ivfuse.data.DegradeBoxes`): ``keep < 1`` keeps the boxes of only that
+fraction of the images (a stable hash of the pair name, so the same images lose their labels at
+every step, as in a partly annotated dataset) and ``jitter > 0`` moves and rescales every box by up
+to that fraction of its size, drawn from each sample's seed (so a resumed run sees the same boxes);
+``batch["roi"]`` follows the degraded boxes. The loss's old spellings ``roi_keep``, ``roi_jitter``
+and ``roi_seed`` in a configuration (TOML, ``--set loss.kwargs.roi_jitter=...``, a run's
+``config.json``) are moved onto ``data.degrade`` when it is read (:mod:`ivfuse.train.config`).
+See ``benchmarks/fusionnet_weak_labels.py``.
 """
 
 from __future__ import annotations
@@ -35,11 +39,10 @@ import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from ..data import boxes_to_mask
+from ..data import DegradeBoxes, boxes_to_mask, jitter_boxes, keeps_labels
 from ..losses import gradient_magnitude, register_loss, ssim_map, weighted_mean
 from .config import LossSpec, TrainConfig
 from .recipes import base_config, register_recipe
@@ -66,39 +69,8 @@ CPU_STEPS = 3000
 CPU_LOSS_WEIGHTS = {"ssim": 1.0, "intensity": 10.0, "gradient": 5.0}
 
 
-def keeps_labels(name: str, keep: float, seed: int = 0) -> bool:
-    """Whether pair ``name`` keeps its boxes when only a fraction ``keep`` of the images is labelled.
-
-    A stable hash of (seed, name) mapped to [0, 1) is compared with ``keep``, so the choice does
-    not depend on the crop, the step or the process.
-    """
-    if keep >= 1.0:
-        return True
-    if keep <= 0.0:
-        return False
-    return zlib.crc32(f"{seed}:{name}".encode()) / 2**32 < keep
-
-
-def degrade_boxes(boxes: np.ndarray, jitter: float, rng: np.random.Generator) -> np.ndarray:
-    """Jitter boxes: move the centre by up to ``jitter`` x the box size and rescale each side by up to 1 +- ``jitter``.
-
-    Args:
-        boxes: (N, 4) ``x0, y0, x1, y1`` pixels.
-        jitter: relative amplitude, >= 0 (0 returns the boxes unchanged).
-        rng: numpy random generator.
-
-    Returns:
-        (N, 4) float32 boxes (not clipped; rasterisation clips them).
-    """
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    if jitter <= 0 or len(b) == 0:
-        return b.astype(np.float32)
-    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
-    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
-    u = rng.uniform(-1.0, 1.0, size=(len(b), 4))
-    cx, cy = cx + jitter * w * u[:, 0], cy + jitter * h * u[:, 1]
-    w, h = w * (1 + jitter * u[:, 2]), h * (1 + jitter * u[:, 3])
-    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
+#: Old name of :func:`ivfuse.data.jitter_boxes` (``keeps_labels`` is :func:`ivfuse.data.keeps_labels`).
+degrade_boxes = jitter_boxes
 
 
 @register_loss("fusionnet_target_aware")
@@ -112,9 +84,10 @@ class TargetAwareLoss(nn.Module):
         roi_weight: lambda_roi, weight of the ROI-restricted terms (0: the global loss alone).
         roi_intensity_target: "max" (same target as the global term) or "ir" inside the ROI.
         window, sigma: SSIM Gaussian window.
-        roi_keep: fraction of the images that keep their boxes (weak-label study; 1: all).
-        roi_jitter: relative box jitter (weak-label study; 0: none).
-        roi_seed: seed of the image choice and the jitter.
+        roi_keep, roi_jitter, roi_seed: the weak-label study's old spelling, for this loss used on
+            its own (:class:`ivfuse.data.DegradeBoxes`' ``keep``, ``jitter``, ``seed`` applied to
+            ``batch["boxes"]``, the jitter drawn from each image's name and boxes, no state). In a
+            training configuration they are moved onto ``data.degrade`` when it is read.
 
     ``forward(fused, maps, batch)`` takes fused (B, 1, H, W) in [0, 1], the model's maps (unused)
     and the batch dict with "ir", "vis" (B, 1, H, W) in [0, 1] and "roi" (B, 1, H, W) in {0, 1}
@@ -138,7 +111,7 @@ class TargetAwareLoss(nn.Module):
         if not 0.0 <= roi_keep <= 1.0 or roi_jitter < 0:
             raise ValueError(f"roi_keep must lie in [0, 1] and roi_jitter be >= 0, got {roi_keep}, {roi_jitter}")
         self.roi_keep, self.roi_jitter, self.roi_seed = float(roi_keep), float(roi_jitter), int(roi_seed)
-        self._rng = np.random.default_rng(roi_seed)
+        self._degrade = DegradeBoxes(self.roi_keep, self.roi_jitter, self.roi_seed)
         if roi_intensity_target not in ("max", "ir"):
             raise ValueError(f"roi_intensity_target must be 'max' or 'ir', got {roi_intensity_target!r}")
         if roi_weight < 0:
@@ -172,10 +145,10 @@ class TargetAwareLoss(nn.Module):
         h, w = like.shape[-2:]
         out = torch.zeros(len(boxes), 1, h, w)
         for i, (b, name) in enumerate(zip(boxes, names)):
-            if not keeps_labels(name, self.roi_keep, self.roi_seed):
-                continue
-            b = degrade_boxes(b.detach().cpu().numpy(), self.roi_jitter, self._rng)
-            out[i, 0] = torch.from_numpy(boxes_to_mask(b, h, w))
+            b = b.detach().cpu().numpy().astype("float32")
+            b, kept = self._degrade(b, name, zlib.crc32(b.tobytes(), zlib.crc32(name.encode())))
+            if kept:
+                out[i, 0] = torch.from_numpy(boxes_to_mask(b, h, w))
         return out.to(like.device)
 
     def _combine(self, maps: Mapping[str, torch.Tensor], weight: torch.Tensor | None, int_key: str):
