@@ -23,31 +23,18 @@ images all of them have.
 from __future__ import annotations
 
 import html
-import json
-import math
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ._files import atomic_write
-from .evaluation import (
-    MethodScores,
-    comparison_table,
-    find_fused,
-    json_safe,
-    score_methods,
-    table_markdown,
-    table_n,
-    write_rows_csv,
-    write_table,
-)
-from .io import IMAGE_EXTENSIONS, PairScan, find_pairs, read_array
+from .bench_speed import speed_csv, speed_markdown, speed_row
+from .evaluation import MethodScores, comparison_table, find_fused, score_methods, write_rows_csv
+from .io import IMAGE_EXTENSIONS, PairScan, find_pairs
+from .report import html_page, json_text, markdown_rows, table_html, table_markdown, write_table
+from .report.figures import bar_charts, comparison_grid
 
 __all__ = ["BenchProblem", "Peer", "check_bench", "comparison_grid", "discover_peers", "run_bench", "speed_row"]
 
@@ -91,203 +78,6 @@ def discover_peers(folder: str | os.PathLike, pair_names: Sequence[str]) -> list
                 methods.add(f.stem[len(n) + 1 :])
                 break
     return [Peer(m, root, "{name}_" + m) for m in sorted(methods)]
-
-
-# ----------------------------------------------------------------------------------------------
-# Speed
-# ----------------------------------------------------------------------------------------------
-
-_WORKER = r"""
-import json, resource, statistics, sys, time
-import torch
-torch.set_num_threads(int(sys.argv[4]))
-from ivfuse.models import create_model, get_model_entry, count_parameters
-from ivfuse.models.profile import count_gflops
-from ivfuse.infer import run_model
-name, h, w = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-entry = get_model_entry(name)
-if sys.argv[7]:
-    model = create_model(name, pretrained=False, checkpoint_path=sys.argv[7])
-else:
-    model = create_model(name, pretrained=entry.trainable and entry.weights_status() == "available")
-def rss(field):
-    for line in open("/proc/self/status"):
-        if line.startswith(field):
-            return int(line.split()[1]) * 1024
-    return 0
-g = torch.Generator().manual_seed(0)
-ir, vis = torch.rand(1, 1, h, w, generator=g), torch.rand(1, 1, h, w, generator=g)
-idle = rss("VmRSS:")
-times = []
-for i in range(int(sys.argv[5]) + int(sys.argv[6])):
-    t0 = time.perf_counter()
-    run_model(model, ir, vis, device="cpu", tile=None)
-    if i >= int(sys.argv[5]):
-        times.append(time.perf_counter() - t0)
-peak = rss("VmHWM:")
-gflops = count_gflops(model, 480, 640)
-print(json.dumps({"params": count_parameters(model), "gflops": gflops, "latency_s": statistics.median(times),
-                  "peak_mb": peak / 2**20, "peak_over_idle_mb": (peak - idle) / 2**20}))
-"""
-
-
-def speed_row(model: str, height: int = 480, width: int = 640, threads: int = 2, warmup: int = 2,
-              repeat: int = 5, checkpoint: str | os.PathLike | None = None) -> dict:
-    """Measure one model in a fresh process (so peak memory is its own).
-
-    ``checkpoint``: safetensors weights to load instead of the shipped ones (the timing does not
-    depend on the weights, but the model measured is the one that fused).
-
-    Returns:
-        {"model", "params", "gflops" (at 640x480), "latency_s" (median per pair), "peak_mb"
-        (peak resident memory of the process), "peak_over_idle_mb" (peak minus the memory before
-        the first forward pass)}.
-    """
-    proc = subprocess.run(
-        [sys.executable, "-c", _WORKER, model, str(height), str(width), str(threads), str(warmup), str(repeat),
-         str(checkpoint or "")],
-        capture_output=True, text=True, check=False,
-    )
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
-        raise RuntimeError(f"speed measurement of '{model}' failed: {last}")
-    return {"model": model, **json.loads(proc.stdout.strip().splitlines()[-1])}
-
-
-def speed_markdown(rows: Sequence[dict], height: int, width: int, threads: int) -> str:
-    lines = [
-        f"### Speed ({width}x{height} pair, CPU, {threads} threads)",
-        "",
-        "| model | params | GFLOPs (640x480) | median latency (s) | peak memory (MB) | over idle (MB) |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['model']} | {r['params']:,} | {r['gflops']:.2f} | {r['latency_s']:.3f} | {r['peak_mb']:.0f} | "
-            f"{r['peak_over_idle_mb']:.0f} |"
-        )
-    lines += ["", ("GFLOPs count convolutions and matrix products (multiply-add = 2). Latency: median over repeated "
-                   "runs after warm-up, untiled. Memory: peak resident set of a fresh process.")]
-    return "\n".join(lines) + "\n"
-
-
-# ----------------------------------------------------------------------------------------------
-# Pictures
-# ----------------------------------------------------------------------------------------------
-
-
-def _thumb(arr: np.ndarray, height: int):
-    from PIL import Image
-
-    a = arr
-    if a.dtype == np.uint16:
-        a = (a.astype(np.float32) / 257).round().astype(np.uint8)
-    im = Image.fromarray(a).convert("RGB")
-    w = max(1, round(im.width * height / im.height))
-    return im.resize((w, height), Image.BILINEAR)
-
-
-def _placeholder(height: int):
-    from PIL import Image, ImageDraw
-
-    im = Image.new("RGB", (height, height), (200, 200, 200))
-    ImageDraw.Draw(im).text((4, height // 2 - 6), "unreadable", fill=(150, 0, 0))
-    return im
-
-
-def comparison_grid(rows: Sequence[Sequence[tuple[str, Path]]], out: Path, thumb_height: int = 150,
-                    errors: list[tuple[str, str, str]] | None = None) -> Path:
-    """Write a grid image: one row per pair, one labelled column per image (ir, vis, methods...).
-
-    An image that cannot be read gets a gray "unreadable" cell, and ``(label, path, message)`` is
-    appended to ``errors`` (when given); the rest of the grid is drawn.
-    """
-    from PIL import Image, ImageDraw
-
-    label_h = 16
-
-    def cell(label: str, p: Path):
-        try:
-            return label, _thumb(read_array(p), thumb_height)
-        except Exception as exc:  # noqa: BLE001 -- one bad image must not cost the whole grid
-            if errors is not None:
-                errors.append((label, str(p), str(exc) or type(exc).__name__))
-            return label, _placeholder(thumb_height)
-
-    cells = [[cell(label, p) for label, p in row] for row in rows]
-    ncol = max(len(r) for r in cells)
-    col_w = [max((r[c][1].width for r in cells if c < len(r)), default=0) for c in range(ncol)]
-    grid = Image.new("RGB", (sum(col_w) + 2 * (ncol + 1), len(cells) * (thumb_height + label_h + 2) + 2), "white")
-    draw = ImageDraw.Draw(grid)
-    y = 2
-    for r in cells:
-        x = 2
-        for c, (label, im) in enumerate(r):
-            grid.paste(im, (x, y + label_h))
-            draw.text((x + 2, y + 2), label[: max(4, col_w[c] // 7)], fill=(0, 0, 0))
-            x += col_w[c] + 2
-        y += thumb_height + label_h + 2
-    from .io import write_image
-
-    write_image(out, np.asarray(grid))
-    return out
-
-
-def bar_charts(table: dict, out: Path, title: str) -> Path | None:
-    """One bar per method for each metric (matplotlib, the ``plot`` extra); None if unavailable."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    ms = table["metrics"]
-    methods = table["methods"]
-    ncols = 4
-    nrows = (len(ms) + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 0.25 * len(methods) * nrows + 1.5 * nrows),
-                             squeeze=False)
-    for ax, m in zip(axes.flat, ms):
-        vals = [table["mean"][n][m] for n in methods]
-        colors = ["#c0392b" if table["rank"][n][m] == 1 else "#2e86c1" if table["rank"][n][m] == 2 else "#aab7b8"
-                  for n in methods]
-        ax.barh(range(len(methods)), vals, color=colors)
-        ax.set_yticks(range(len(methods)))
-        ax.set_yticklabels(methods, fontsize=7)
-        ax.invert_yaxis()
-        ax.set_title(f"{m} ({'higher' if table['higher_is_better'][m] else 'lower'} is better)", fontsize=9)
-        ax.tick_params(axis="x", labelsize=7)
-    for ax in list(axes.flat)[len(ms):]:
-        ax.axis("off")
-    fig.suptitle(title)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        atomic_write(out, lambda fh: fig.savefig(fh, format="png", dpi=90))
-    finally:
-        plt.close(fig)
-    return out
-
-
-def _html_table(table: dict) -> str:
-    from .evaluation import method_n
-
-    _, fewer = table_n(table)
-    head = "".join(f"<th>{html.escape(m)} {'&uarr;' if table['higher_is_better'][m] else '&darr;'}"
-                   + (f" (n={fewer[m]})" if m in fewer else "") + "</th>" for m in table["metrics"])
-    rows = []
-    for n in table["methods"]:
-        tds = []
-        for m in table["metrics"]:
-            v = table["mean"][n][m]
-            r = table["rank"][n][m]
-            s = "n/a" if math.isnan(v) else f"{v:.4g}"
-            cls = ' class="best"' if r == 1 else ' class="second"' if r == 2 else ""
-            tds.append(f"<td{cls}>{s}</td>")
-        rows.append(f"<tr><th>{html.escape(n)}</th><td>{method_n(table, n)}</td>{''.join(tds)}</tr>")
-    notes = "".join(f"<p class='note'>Note: {html.escape(t)}</p>" for t in table.get("notes", []))
-    return f"<table><tr><th>method</th><th>n</th>{head}</tr>{''.join(rows)}</table>{notes}"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -337,12 +127,10 @@ def _problems_lead(problems: Sequence[BenchProblem]) -> str:
 
 def problems_markdown(problems: Sequence[BenchProblem]) -> str:
     """The report's list of bad pairs (and anything else the run went on past)."""
-    rows = _problems_grouped(problems)
-    lines = ["## Problems", "", _problems_lead(problems), "",
-             "| dataset | pair | stage | method | reason |", "|---|---|---|---|---|"]
-    for ds, pair, stage, methods, reason in rows:
-        cells = [ds, pair, stage, methods, reason.replace("|", "\\|").replace("\n", " ")]
-        lines.append("| " + " | ".join(cells) + " |")
+    rows = [[ds, pair, stage, methods, reason.replace("|", "\\|").replace("\n", " ")]
+            for ds, pair, stage, methods, reason in _problems_grouped(problems)]
+    lines = ["## Problems", "", _problems_lead(problems), ""]
+    lines += markdown_rows(["dataset", "pair", "stage", "method", "reason"], rows)
     return "\n".join(lines) + "\n"
 
 
@@ -383,7 +171,7 @@ def check_bench(
     Raises:
         ValueError, FileNotFoundError, PermissionError: one line naming the bad option.
     """
-    from .evaluation import _check_metrics, check_output_dir
+    from .evaluation import check_metrics, check_output_dir
     from .metrics import DEFAULT_CONVENTION, list_metrics
     from .metrics.conventions import check_convention
     from .metrics.registry import resolve_metric
@@ -395,7 +183,7 @@ def check_bench(
     chosen = list(dict.fromkeys(resolve_metric(m) for m in metrics)) if metrics is not None else list_metrics(conv)
     if "ROI-SSIM" in chosen:
         raise ValueError("ROI-SSIM is not scored by bench (it has no regions); use `ivfuse eval --roi`")
-    metric_names = _check_metrics(chosen, conv, None)
+    metric_names = check_metrics(chosen, conv, None)
     if threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
     if grid_pairs < 0:
@@ -565,7 +353,7 @@ def run_bench(
                 problems.append(BenchProblem(label, "grid", pair_of.get(path, ""), col, msg))
         bars = bar_charts(table, out / f"bars_{label}.png", title)
         summary["datasets"][label] = {"path": str(root), "pairs": len(names), "table": table}
-        html_parts.append(f"<h2>{html.escape(title)}</h2>{_html_table(table)}")
+        html_parts.append(f"<h2>{html.escape(title)}</h2>{table_html(table)}")
         if grid:
             html_parts.append(f'<p><img src="{grid.name}" alt="comparison grid {html.escape(label)}"></p>')
         if bars:
@@ -582,10 +370,8 @@ def run_bench(
         summary["speed"] = rows
         sp = speed_markdown(rows, 480, 640, threads)
         atomic_write(out / "speed.md", sp)
-        atomic_write(out / "speed.json", json.dumps(rows, indent=2) + "\n")
-        atomic_write(out / "speed.csv", "model,params,gflops,latency_s,peak_mb,peak_over_idle_mb\n" + "".join(
-            f"{r['model']},{r['params']},{r['gflops']:.4f},{r['latency_s']:.4f},{r['peak_mb']:.1f},"
-            f"{r['peak_over_idle_mb']:.1f}\n" for r in rows))
+        atomic_write(out / "speed.json", json_text(rows))
+        atomic_write(out / "speed.csv", speed_csv(rows))
         md_parts.append(sp)
         html_parts.append("<h2>Speed</h2><pre>" + html.escape(sp) + "</pre>")
     summary["problems"] = [asdict(p) for p in problems]
@@ -593,16 +379,8 @@ def run_bench(
         md_parts.insert(1, problems_markdown(problems))
         html_parts.insert(0, _problems_html(problems))
     atomic_write(out / "report.md", "\n".join(md_parts))
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>ivfuse benchmark</title><style>"
-        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
-        "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f4f4f4}"
-        ".best{color:#c0392b;font-weight:bold}.second{color:#2e86c1;font-weight:bold}img{max-width:100%}"
-        ".bad{color:#c0392b}.problems td{text-align:left}.note{font-size:12px}"
-        f"</style></head><body><h1>ivfuse benchmark</h1><p>Convention: {html.escape(conv)}. "
-        "<span class='best'>best</span>, <span class='second'>second best</span>.</p>"
-        + "".join(html_parts) + "</body></html>\n"
-    )
+    page = html_page("ivfuse benchmark", f"Convention: {html.escape(conv)}. <span class='best'>best</span>, "
+                     "<span class='second'>second best</span>.", html_parts)
     atomic_write(out / "index.html", page)
-    atomic_write(out / "report.json", json.dumps(json_safe(summary), indent=2) + "\n")
+    atomic_write(out / "report.json", json_text(summary))
     return summary

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
 from torch import nn
 
+from .. import timing
 from ..infer import pad_to_multiple
 from .registry import count_parameters
 
@@ -38,17 +36,11 @@ def count_gflops(model: nn.Module, height: int = 480, width: int = 640) -> float
 
 
 def measure_latency(model: nn.Module, height: int = 480, width: int = 640, warmup: int = 2, repeat: int = 5) -> float:
-    """Median seconds per forward pass on CPU after ``warmup`` runs."""
+    """Median seconds per forward pass on CPU after ``warmup`` runs (:func:`ivfuse.timing.measure_latency`)."""
     ir, vis = _inputs(model, height, width)
     model = model.eval()
-    times = []
     with torch.inference_mode():
-        for i in range(warmup + repeat):
-            t0 = time.perf_counter()
-            model(ir, vis)
-            if i >= warmup:
-                times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        return timing.measure_latency(lambda: model(ir, vis), warmup, repeat).median_s
 
 
 def model_profile(model: nn.Module, height: int = 480, width: int = 640) -> dict[str, float]:
