@@ -37,6 +37,7 @@ __all__ = [
     "check_yolo_labels",
     "class_names",
     "fused_image",
+    "image_size",
     "scan_split",
 ]
 
@@ -87,7 +88,7 @@ class DetectionSplit:
         return counts
 
 
-def _image_size(path: Path) -> tuple[int, int]:
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """(width, height) from the header, without decoding the pixels."""
     from PIL import Image
 
@@ -203,7 +204,7 @@ def scan_split(root: str | os.PathLike, names: Sequence[str] | None = None) -> t
         if not txt.is_file():
             split.missing_labels.append(pp.vis)
             continue
-        w, h = _image_size(pp.vis)
+        w, h = image_size(pp.vis)
         split.images.append(LabelledImage(pp.name, pp, check_yolo_labels(txt, w, h, len(cls))))
     return split, cls
 

@@ -16,19 +16,18 @@ are fetched, no package is installed or checked (``YOLO_OFFLINE``, ``YOLO_AUTOIN
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .._files import atomic_write
 from .dataset import build_yolo_dataset
 from .inputs import SPLITS, InputSpec, prepare_inputs
-from .report import aggregate, write_chart, write_tables
+from .report import METRICS, aggregate
+from .runs import TaskResult, check_output, kept_run, needs_module, run_key, save_run, torch_device, write_outputs
 
 __all__ = ["DetectSettings", "DetectResult", "run_detection", "train_and_evaluate"]
 
@@ -65,37 +64,15 @@ class DetectSettings:
 
 
 @dataclass
-class DetectResult:
-    """Every run and the table over the seeds.
-
-    Attributes:
-        runs: one dict per (input, seed): ``map50``/``map`` ``{class or "all": value in [0, 1]}``,
-            ``cpu_s``, ``wall_s``.
-        table: from :func:`ivfuse.downstream.report.aggregate`.
-        notes: images left out and why; a missing chart.
-        left_out: the notes about images left out (none: every labelled pair was used).
-        files: the files written.
-    """
-
-    runs: list[dict] = field(default_factory=list)
-    table: dict = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    left_out: list[str] = field(default_factory=list)
-    files: list[Path] = field(default_factory=list)
+class DetectResult(TaskResult):
+    """Every run and the table over the seeds (see :class:`~ivfuse.downstream.runs.TaskResult`); a run's metrics
+    are ``map50``/``map`` ``{class or "all": value in [0, 1]}``."""
 
 
 def _device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "0" if torch.cuda.is_available() else "cpu"
-    if name == "cpu":
-        return "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {name}: CUDA is not available")
-        return name.partition(":")[2] or "0"
-    raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, got '{name}'")
+    """``auto``/``cpu``/``cuda``/``cuda:N`` -> Ultralytics' device string (``cpu``, ``0``, ``N``)."""
+    dev = torch_device(name)
+    return dev if dev == "cpu" else dev.partition(":")[2]
 
 
 def _ultralytics(config_dir: Path, threads: int, quiet: bool = False):
@@ -178,11 +155,6 @@ def train_and_evaluate(data_yaml: str | os.PathLike, run_dir: str | os.PathLike,
     return out
 
 
-def _run_key(spec: InputSpec, seed: int, settings: DetectSettings, counts: dict) -> dict:
-    return {"input": asdict(spec), "seed": seed, "settings": {k: v for k, v in asdict(settings).items()
-                                                              if k not in ("threads", "device")}, "images": counts}
-
-
 def run_detection(train: str | os.PathLike, test: str | os.PathLike, inputs: Sequence[InputSpec],
                   out: str | os.PathLike, settings: DetectSettings | None = None, seeds: Sequence[int] = (0,),
                   names: Sequence[str] | None = None, resume: bool = False, progress: bool = True,
@@ -209,24 +181,9 @@ def run_detection(train: str | os.PathLike, test: str | os.PathLike, inputs: Seq
     if not seeds:
         raise ValueError("--seeds must be at least 1")
     say = log or print
-    root = Path(out)
-    from ..io import check_writable_folder, is_within
-
-    for src in (train, test):
-        if is_within(root, src):
-            raise ValueError(f"'{root}': output folder is inside the input folder '{src}'; choose another")
-    check_writable_folder(root)
-    def detector_installed() -> None:
-        import importlib.util
-
-        if importlib.util.find_spec("ultralytics") is None:
-            from .._extras import MissingExtraError
-
-            raise MissingExtraError("ivfuse downstream detect needs the 'ultralytics' package: "
-                                    "pip install 'ivfuse[detect]'")
-
+    root = check_output(out, train, test)
     prep = prepare_inputs(train, test, inputs, root, names, progress=progress, overwrite_fused=not resume,
-                          ready=detector_installed)
+                          ready=needs_module("ultralytics", "detect", "ivfuse downstream detect"))
     result = DetectResult(notes=list(prep.notes), left_out=list(prep.notes))
     counts = {s: len(prep.splits[s].images) for s in SPLITS}
     test_boxes = prep.splits["test"].class_counts(len(prep.names))
@@ -235,16 +192,14 @@ def run_detection(train: str | os.PathLike, test: str | os.PathLike, inputs: Seq
         for seed in seeds:
             run_dir = root / "runs" / spec.name / f"seed{seed}"
             done = run_dir.parent / f"seed{seed}.json"
-            key = _run_key(spec, seed, settings, counts)
-            if resume and done.is_file():
-                old = json.loads(done.read_text())
-                if old.get("key") == key:
-                    result.runs.append(old["result"])
-                    say(f"{spec.name} seed {seed}: kept from {done}")
-                    continue
+            key = run_key(spec, seed, settings, counts)
+            old = kept_run(done, key, resume, say, f"{spec.name} seed {seed}")
+            if old is not None:
+                result.runs.append(old)
+                continue
             r = {"input": spec.name, **train_and_evaluate(yaml, run_dir, seed, settings, prep.names,
                                                            config_dir=root / "ultralytics_config", quiet=not progress)}
-            atomic_write(done, json.dumps({"key": key, "result": r}, indent=2) + "\n")
+            save_run(done, key, r)
             result.runs.append(r)
             say(f"{spec.name} seed {seed}: mAP@0.5 {100 * r['map50']['all']:.1f} %, mAP@[.5:.95] "
                 f"{100 * r['map']['all']:.1f} % ({r['cpu_s']:.0f} s CPU, {r['wall_s']:.0f} s wall)")
@@ -258,11 +213,5 @@ def run_detection(train: str | os.PathLike, test: str | os.PathLike, inputs: Seq
              "test_boxes": dict(zip(prep.names, test_boxes)), "train": str(train), "test": str(test),
              "inputs": [asdict(s) for s in inputs],
              "cpu_s": sum(r["cpu_s"] for r in result.runs), "python": sys.version.split()[0]}
-    result.files = write_tables(result.table, result.runs, root, "detect", notes, extra)
-    chart = root / "detect_per_class.png"
-    note = write_chart(result.table, chart)
-    if note:
-        result.notes.append(note)
-    else:
-        result.files.append(chart)
+    write_outputs(result, root, "detect", notes, extra, METRICS, "Detection mAP per input", "map50")
     return result
