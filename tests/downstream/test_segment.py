@@ -230,14 +230,18 @@ def test_same_seed_same_result_and_fused_image_of_another_size(tmp_path, splits)
         train_and_evaluate(tr[:1] + [(tr[1][0], odd)] + tr[2:], te, prep.names, 0, s, "cpu")
 
 
-def test_end_to_end_fused_sees_what_each_modality_misses(tmp_path, splits):
+def test_end_to_end_fused_sees_what_each_modality_misses(tmp_path, splits, capsys):
     pytest.importorskip("torchvision")
     train, test = splits
     out = tmp_path / "out"
-    rc = main(["downstream", "segment", "--train", str(train), "--test", str(test), "--fused", "max",
-               "--epochs", "20", "--imgsz", "64", "--batch", "4", "--device", "cpu", "--threads", "1", "-q",
-               "-o", str(out)])
-    assert rc == 0
+    args = ["downstream", "segment", "--train", str(train), "--test", str(test), "--fused", "max",
+            "--epochs", "20", "--imgsz", "64", "--batch", "4", "--device", "cpu", "--threads", "1", "-q",
+            "-o", str(out)]
+    assert main(args) == 0
+    first = (out / "segment.csv").read_text()
+    capsys.readouterr()
+    assert main(args + ["--resume"]) == 0  # every run is kept, nothing trained again
+    assert capsys.readouterr().out.count("kept from") == 3 and (out / "segment.csv").read_text() == first
     doc = json.loads((out / "segment.json").read_text())
     assert doc["table"]["inputs"] == ["visible", "infrared", "max"]
     assert doc["table"]["columns"] == ["0", "1", "2", "mean"]
