@@ -24,7 +24,9 @@ from ivfuse.infer import run_model
 from ivfuse.io import find_pairs, load_pair
 from ivfuse.metrics import evaluate
 from ivfuse.models import create_model
+from ivfuse import timing
 from ivfuse.models.profile import measure_latency, model_profile
+from ivfuse.report import ComparisonTable, table_markdown
 
 METRICS = ["EN", "SD", "SF", "AG", "MI", "VIF", "Qabf", "SSIM"]
 CONVENTIONS = ["vifb", "cddfuse"]
@@ -41,14 +43,9 @@ def _pairs(root: Path):
 def cpu_time_per_pair(model: torch.nn.Module, repeat: int = 3) -> float:
     """Process CPU seconds of one 640x480 forward pass (all threads summed; robust to a busy machine)."""
     ir, vis = torch.rand(1, 1, 480, 640), torch.rand(1, 1, 480, 640)
+    model = model.eval()
     with torch.inference_mode():
-        model.eval()(ir, vis)
-        times = []
-        for _ in range(repeat):
-            t0 = time.process_time()
-            model(ir, vis)
-            times.append(time.process_time() - t0)
-    return min(times)
+        return timing.measure_latency(lambda: model(ir, vis), warmup=1, repeat=repeat).cpu_min_s
 
 
 def score_method(model: torch.nn.Module, pairs, tile=None) -> tuple[dict[str, dict[str, float]], float]:
@@ -67,13 +64,10 @@ def score_method(model: torch.nn.Module, pairs, tile=None) -> tuple[dict[str, di
     return means, seconds / max(len(pairs), 1)
 
 
-def markdown(results: dict[str, dict], conv: str) -> str:
-    head = "| method | " + " | ".join(METRICS) + " |\n|---|" + "---|" * len(METRICS) + "\n"
-    body = "".join(
-        f"| {name} | " + " | ".join(f"{r['metrics'][conv][m]:.3f}" for m in METRICS) + " |\n"
-        for name, r in results.items()
-    )
-    return head + body
+def markdown(results: dict[str, dict], conv: str, pairs: int) -> str:
+    """Markdown table of one convention: a row per method, a column per metric, best and second best marked."""
+    t = ComparisonTable.from_means({name: r["metrics"][conv] for name, r in results.items()}, METRICS, count=pairs)
+    return table_markdown(t)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             if cache is not None:
                 cache.write_text(json.dumps(base, indent=2))
     for conv in CONVENTIONS:
-        print(f"\nTNO, {len(pairs)} pairs, convention {conv} (means):\n" + markdown(results, conv))
+        print(f"\nTNO, {len(pairs)} pairs, convention {conv} (means):\n" + markdown(results, conv, len(pairs)))
 
     out = {"model": args.model, "pairs": len(pairs), "params": prof["params"], "gflops_640x480": prof["gflops"],
            "wall_seconds_640x480": round(latency, 4), "cpu_time_640x480": round(cpu, 4), "threads": args.threads,

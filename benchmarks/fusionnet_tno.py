@@ -12,7 +12,8 @@ Usage::
     python benchmarks/fusionnet_tno.py [--data ../shared/data/test/tno] [--out runs/fusionnet_cpu/tno]
         [--checkpoint runs/fusionnet_cpu/main/fusionnet_cpu.safetensors]
 
-Writes ``<out>/tno_<convention>.md`` / ``.json`` (means over the pairs) and prints the tables.
+Writes ``<out>/tno_<convention>.{md,csv,json,tex}`` (means over the pairs, :func:`ivfuse.report.write_table`),
+``speed.json`` and ``report.md``, and prints the tables.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ivfuse.io import Pair, find_pairs, load_pair, restore_color
 from ivfuse.metrics import evaluate
 from ivfuse.models import create_model
 from ivfuse.models.profile import measure_latency, model_profile
+from ivfuse.report import ComparisonTable, markdown_rows, table_markdown, write_table
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "test" / "tno"
@@ -89,11 +91,17 @@ def _cell(v) -> str:
 
 
 def markdown(rows: dict[str, dict[str, float]], columns: list[str], title: str) -> str:
-    lines = [f"### {title}", "", "| method | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for name, vals in rows.items():
-        cells = [_cell(vals.get(c)) for c in columns]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    """A plain Markdown table of any columns (a metric's mean or a count), ``-`` where a row has no value."""
+    lines = [f"### {title}", ""] + markdown_rows(["method", *columns],
+                                                 [[name, *(_cell(vals.get(c)) for c in columns)]
+                                                  for name, vals in rows.items()])
     return "\n".join(lines) + "\n"
+
+
+def comparison(rows: dict[str, dict[str, float]], columns: list[str], pairs: int, roi_pairs: int) -> ComparisonTable:
+    """The methods' means as a comparison table (best and second best marked); ROI-SSIM over the pairs with a ROI."""
+    count = {name: {c: roi_pairs if c == "ROI-SSIM" else pairs for c in columns} for name in rows}
+    return ComparisonTable.from_means(rows, columns, count=count)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,14 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     columns = [*METRICS, "ROI-SSIM"]
     report = []
     for c in conventions:
-        md = markdown(rows[c], columns, f"TNO ({len(pairs)} pairs), convention {c}")
-        (args.out / f"tno_{c}.md").write_text(md)
-        (args.out / f"tno_{c}.json").write_text(json.dumps(rows[c], indent=2))
-        report.append(md)
-    speed_md = ["### CPU cost at 640x480 (2 threads)", "", "| method | params | GFLOPs | s / pair |",
-                "|---|---|---|---|"]
-    for name, s in speed.items():
-        speed_md.append(f"| {name} | {int(s['params'])} | {s['gflops']:.2f} | {s['sec_640x480']:.3f} |")
+        title = f"TNO ({len(pairs)} pairs), convention {c}"
+        table = comparison(rows[c], columns, len(pairs), n_roi)
+        write_table(table, args.out, stem=f"tno_{c}", title=title)
+        report.append(table_markdown(table, title))
+    speed_md = [f"### CPU cost at 640x480 ({args.threads} threads)", ""] + markdown_rows(
+        ["method", "params", "GFLOPs", "s / pair"],
+        [[name, str(int(s["params"])), f"{s['gflops']:.2f}", f"{s['sec_640x480']:.3f}"] for name, s in speed.items()])
     report.append("\n".join(speed_md) + "\n")
     (args.out / "speed.json").write_text(json.dumps(speed, indent=2))
     (args.out / "report.md").write_text("\n".join(report))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from pathlib import Path
 
@@ -27,6 +26,8 @@ from ivfuse.io import find_pairs, load_pair
 from ivfuse.metrics import evaluate
 from ivfuse.models import create_model
 from ivfuse.models.profile import model_profile
+from ivfuse.report import ComparisonTable, table_markdown
+from ivfuse.timing import measure_latency
 
 METRICS = ("EN", "SD", "SF", "AG", "MI", "VIF", "Qabf", "SSIM")
 CONVENTIONS = ("vifb", "cddfuse")
@@ -39,15 +40,9 @@ def timing_640x480(model: torch.nn.Module, repeat: int = 5) -> dict[str, float]:
     g = torch.Generator().manual_seed(0)
     ir, vis = torch.rand(1, 1, 480, 640, generator=g), torch.rand(1, 1, 480, 640, generator=g)
     model = model.eval()
-    wall, cpu = [], []
     with torch.inference_mode():
-        run_model(model, ir, vis, device="cpu")  # warm-up
-        for _ in range(repeat):
-            w0, c0 = time.perf_counter(), time.process_time()
-            run_model(model, ir, vis, device="cpu")
-            wall.append(time.perf_counter() - w0)
-            cpu.append(time.process_time() - c0)
-    return {"wall_s": statistics.median(wall), "cpu_s": statistics.median(cpu)}
+        t = measure_latency(lambda: run_model(model, ir, vis, device="cpu"), warmup=1, repeat=repeat)
+    return {"wall_s": t.median_s, "cpu_s": t.cpu_median_s}
 
 
 def score(model: torch.nn.Module, pairs: list) -> dict:
@@ -67,12 +62,11 @@ def score(model: torch.nn.Module, pairs: list) -> dict:
     return {"metrics": means, "fuse_seconds_per_pair": fuse_s / max(1, len(pairs))}
 
 
-def table(results: dict[str, dict], conv: str) -> str:
-    """Markdown table of one convention: a row per method, a column per metric."""
-    lines = ["| method | " + " | ".join(METRICS) + " |", "|---|" + "---:|" * len(METRICS)]
-    for name, res in results.items():
-        lines.append(f"| {name} | " + " | ".join(f"{res['metrics'][conv][m]:.4g}" for m in METRICS) + " |")
-    return "\n".join(lines)
+def table(results: dict[str, dict], conv: str, pairs: int) -> str:
+    """Markdown table of one convention: a row per method, a column per metric, best and second best marked."""
+    t = ComparisonTable.from_means({name: res["metrics"][conv] for name, res in results.items()}, METRICS,
+                                   count=pairs)
+    return table_markdown(t)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out["results"] = results
     for conv in CONVENTIONS:
-        print(f"\nTNO ({len(pairs)} pairs), convention {conv}, means:\n{table(results, conv)}")
+        print(f"\nTNO ({len(pairs)} pairs), convention {conv}, means:\n{table(results, conv, len(pairs))}")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
     if args.card and args.model in results and not args.stage:

@@ -22,9 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
-TARGET_METRICS = ["EN", "SD", "SF", "AG", "MI", "VIF", "Qabf", "SSIM"]
+from ivfuse.report import RANK_METRICS, ComparisonTable, markdown_rows, mean_ranks
+
+TARGET_METRICS = list(RANK_METRICS)
 BASELINES = ["average", "max", "laplacian", "dwt", "gff"]
 
 
@@ -78,46 +81,33 @@ def published_wins(table: dict, own: set[str]) -> list[tuple[str, int, int]]:
     return sorted(rows, key=lambda r: (-r[1], -r[2], r[0]))
 
 
-def rank_table(table: dict, model: str | None = None) -> list[str]:
+def rank_table(table: Mapping, model: str | None = None) -> list[str]:
     """Markdown lines: the methods of a table sorted by mean rank over the 8 metrics."""
-    from ivfuse.evaluation import mean_ranks
-
-    ranks = mean_ranks(table["mean"], table["higher_is_better"], TARGET_METRICS)
+    t = ComparisonTable.from_dict(table)
+    ranks = mean_ranks(t.mean, t.higher_is_better, TARGET_METRICS)
     order = sorted(ranks, key=lambda k: (ranks[k], k))
-    lines = ["| place | method | mean rank | " + " | ".join(TARGET_METRICS) + " |",
-             "|---:|---|---:|" + "---:|" * len(TARGET_METRICS)]
-    for i, k in enumerate(order, 1):
-        name = f"**{k}**" if k == model else k
-        vals = " | ".join(f"{table['mean'][k][m]:.4g}" for m in TARGET_METRICS)
-        lines.append(f"| {i} | {name} | {ranks[k]:.2f} | {vals} |")
-    return lines
+    rows = [[str(i), f"**{k}**" if k == model else k, f"{ranks[k]:.2f}"]
+            + [f"{t.mean[k][m]:.4g}" for m in TARGET_METRICS] for i, k in enumerate(order, 1)]
+    return markdown_rows(["place", "method", "mean rank", *TARGET_METRICS], rows, "rlr" + "r" * len(TARGET_METRICS))
 
 
 def headline(report: dict, label: str = "tno") -> str:
     """The README's table: each model's TNO means on the 8 target metrics, its latency and parameters."""
-    table = report["datasets"][label]["table"]
+    full = ComparisonTable.from_dict(report["datasets"][label]["table"])
+    t = ComparisonTable.from_means(full.mean, TARGET_METRICS, full.higher_is_better)
     speed = {s["model"]: s for s in report.get("speed", [])}
-    methods = table["methods"]
-    marks: dict[tuple[str, str], str] = {}
-    for m in TARGET_METRICS:
-        order = sorted(methods, key=lambda k: table["mean"][k][m], reverse=table["higher_is_better"][m])
-        marks[order[0], m] = "**"
-        if len(order) > 1:
-            marks[order[1], m] = "_"
-    head = "| method | " + " | ".join(f"{m} ↑" for m in TARGET_METRICS) + " | s / 640x480 | params |"
-    lines = [head, "|---|" + "---:|" * (len(TARGET_METRICS) + 2)]
-    for k in methods:
-        cells = []
+    rows = []
+    for k in t.methods:
+        cells = [f"`{k}`"]
         for m in TARGET_METRICS:
-            v = table["mean"][k][m]
-            txt = f"{v:.3f}" if abs(v) < 10 else f"{v:.2f}"
-            mk = marks.get((k, m), "")
-            cells.append(f"{mk}{txt}{mk}")
+            v = t.mean[k][m]
+            mk = {1: "**", 2: "_"}.get(t.rank[k][m], "")
+            cells.append(f"{mk}{v:.3f}{mk}" if abs(v) < 10 else f"{mk}{v:.2f}{mk}")
         sp = speed.get(k)
-        lat = f"{sp['latency_s']:.3f}" if sp else "-"
-        params = f"{sp['params']:,}" if sp else "-"
-        lines.append(f"| `{k}` | " + " | ".join(cells) + f" | {lat} | {params} |")
-    return "\n".join(lines)
+        cells += [f"{sp['latency_s']:.3f}" if sp else "-", f"{sp['params']:,}" if sp else "-"]
+        rows.append(cells)
+    head = ["method", *(f"{m} {t.arrow(m)}" for m in TARGET_METRICS), "s / 640x480", "params"]
+    return "\n".join(markdown_rows(head, rows, "l" + "r" * (len(head) - 1)))
 
 
 def main(argv=None) -> int:
@@ -154,17 +144,18 @@ def main(argv=None) -> int:
     if args.tno in datasets:
         rows = tno_wins(datasets[args.tno]["table"], args.model)
         wins = sum(r[4] for r in rows)
-        lines += [f"## TNO: beats every training-free baseline on {wins} of 8 (target: 6)", "",
-                  f"| metric | {args.model} | best baseline | its value | beaten |", "|---|---:|---|---:|---|"]
-        lines += [f"| {m} | {o:.4g} | {b} | {v:.4g} | {'yes' if w else 'no'} |" for m, o, b, v, w in rows]
+        lines += [f"## TNO: beats every training-free baseline on {wins} of 8 (target: 6)", ""]
+        lines += markdown_rows(["metric", args.model, "best baseline", "its value", "beaten"],
+                               [[m, f"{o:.4g}", b, f"{v:.4g}", "yes" if w else "no"] for m, o, b, v, w in rows],
+                               "lrlrl")
         lines.append("")
     if args.vifb in datasets:
         rows = peer_ranks(datasets[args.vifb]["table"], args.model, own)
         top5 = sum(r[2] <= 5 for r in rows)
         n = rows[0][3] if rows else 0
-        lines += [f"## VIFB pairs: in the top five of the {n} published methods on {top5} of 8 (target: 5)", "",
-                  f"| metric | {args.model} | rank (1 = best) |", "|---|---:|---:|"]
-        lines += [f"| {m} | {o:.4g} | {r} of {k + 1} |" for m, o, r, k in rows]
+        lines += [f"## VIFB pairs: in the top five of the {n} published methods on {top5} of 8 (target: 5)", ""]
+        lines += markdown_rows(["metric", args.model, "rank (1 = best)"],
+                               [[m, f"{o:.4g}", f"{r} of {k + 1}"] for m, o, r, k in rows], "lrr")
         lines.append("")
     speed = {s["model"]: s for s in report.get("speed", [])}
     if args.model in speed:
@@ -178,9 +169,9 @@ def main(argv=None) -> int:
         best = max(r[1] for r in rows)
         lines += [f"## For scale, {label}: the published methods against the same tests", "",
                   (f"{len(rows)} published methods; the most any of them beats every baseline on is {best} of 8, "
-                   f"{sum(r[2] >= 5 for r in rows)} of them are in the top five of the others on at least 5 of 8."), "",
-                  "| method | beats every baseline on (of 8) | top five of the others on (of 8) |", "|---|---:|---:|"]
-        lines += [f"| {p} | {w} | {t} |" for p, w, t in rows]
+                   f"{sum(r[2] >= 5 for r in rows)} of them are in the top five of the others on at least 5 of 8."), ""]
+        lines += markdown_rows(["method", "beats every baseline on (of 8)", "top five of the others on (of 8)"],
+                               [[p, str(w), str(t)] for p, w, t in rows], "lrr")
         lines.append("")
     text = "\n".join(lines)
     print(text)

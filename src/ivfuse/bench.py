@@ -12,7 +12,9 @@ in the chosen convention. Outputs, per dataset ``<ds>``:
 * ``bars_<ds>.png``: one bar chart per metric (needs the ``plot`` extra, matplotlib);
 
 and once: ``speed.{md,csv,json}`` (parameters, GFLOPs at 640x480, median CPU latency per pair
-after warm-up, peak memory), ``index.html`` tying them together, and ``report.md``.
+after warm-up, peak memory; each model in a fresh process, :mod:`ivfuse.bench_speed`),
+``index.html`` tying them together, and ``report.md``. The tables and figures are written by
+:mod:`ivfuse.report`.
 
 Options are checked before the first fusion. A bad pair (an empty or unreadable file, mis-sized
 images) or a failing model does not end the run: it is listed in the report's Problems section

@@ -131,11 +131,17 @@ class ComparisonTable(Mapping):
     def from_dict(cls, data: Mapping) -> ComparisonTable:
         """A table from its dict (e.g. loaded from a report's JSON); missing parts are empty.
 
-        Without ``metrics`` the columns are those of ``higher_is_better``.
+        Without ``metrics`` the columns are those of ``higher_is_better``; a null (None) mean is NaN.
         """
         if isinstance(data, ComparisonTable):
             return data
         table = cls(**{k: data[k] for k in _KEYS if k in data})
+        for key in ("mean", "mean_all"):  # JSON holds NaN as null
+            rows = getattr(table, key)
+            if any(v is None for row in rows.values() for v in row.values()):
+                setattr(table, key, {k: {m: _nan(v) for m, v in row.items()} for k, row in rows.items()})
+        if any(v is None for v in table.mean_rank.values()):
+            table.mean_rank = {k: _nan(v) for k, v in table.mean_rank.items()}
         if "metrics" not in data:
             table.metrics = list(table.higher_is_better)
         return table
@@ -188,6 +194,10 @@ class ComparisonTable(Mapping):
 
 
 _KEYS = tuple(f.name for f in fields(ComparisonTable))
+
+
+def _nan(v) -> float:
+    return float("nan") if v is None else v
 
 
 def table_n(table: Mapping) -> tuple[int, dict[str, int]]:
