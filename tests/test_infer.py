@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from ivfuse.infer import crop_to, pad_to_multiple, run_model, select_device
+from ivfuse.infer import crop_to, forward_padded, pad_to_multiple, run_model, select_device, split_output
 from ivfuse.models import FusionModel
 
 
@@ -35,6 +35,27 @@ class _NeedsMultiple(FusionModel):
         assert ir.shape[-1] % 8 == 0 and ir.shape[-2] % 8 == 0
         y = 0.5 * (ir + vis)
         return (y, {"alpha": torch.full_like(y, 0.25)}) if return_maps else y
+
+
+def test_split_output_forms():
+    t = torch.rand(1, 1, 3, 3)
+    m = {"alpha": torch.rand(1, 1, 3, 3)}
+    assert split_output(t)[0] is t and split_output(t)[1] == {}
+    assert split_output((t, None))[1] == {} and split_output((t,))[1] == {}
+    fused, maps = split_output((t, m))
+    assert fused is t and maps == m and maps is not m
+    with pytest.raises(TypeError, match="returned list"):
+        split_output([t])
+
+
+def test_forward_padded_crops_back_and_matches_run_model():
+    model = _NeedsMultiple().eval()
+    ir, vis = torch.rand(2, 1, 21, 30), torch.rand(2, 1, 21, 30)
+    fused, maps = forward_padded(model, ir, vis, 8)
+    assert fused.shape == (2, 1, 21, 30) and maps["alpha"].shape == (2, 1, 21, 30)
+    assert fused.dtype == torch.float32
+    assert torch.equal(fused, 0.5 * (ir + vis))
+    assert torch.equal(fused, run_model(model, ir, vis, device="cpu", tile=None))
 
 
 def test_run_model_pads_crops_and_returns_maps():

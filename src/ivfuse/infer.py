@@ -10,7 +10,8 @@ from torch import nn
 from .filters import safe_pad
 
 __all__ = [
-    "select_device", "pad_to_multiple", "crop_to", "run_model", "available_memory", "auto_tile_size", "tile_grid"
+    "select_device", "pad_to_multiple", "crop_to", "split_output", "forward_padded", "autocast_context", "run_model",
+    "available_memory", "auto_tile_size", "tile_grid",
 ]
 
 #: Bytes of working memory per input pixel assumed for a network that does not declare its own
@@ -146,12 +147,38 @@ def _ramp(n: int, overlap: int, taper_start: bool, taper_end: bool) -> torch.Ten
     return w
 
 
-def _run_padded(model, ir, vis, multiple):
+def split_output(out) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """A model's output as (fused, maps): a tensor alone, or a tuple (fused, maps or None, ...).
+
+    Raises:
+        TypeError: the fused output is not a tensor.
+    """
+    if isinstance(out, tuple):
+        fused, maps = out[0], (out[1] if len(out) > 1 and out[1] is not None else {})
+    else:
+        fused, maps = out, {}
+    if not isinstance(fused, torch.Tensor):
+        raise TypeError(f"the model returned {type(fused).__name__}, expected a tensor or (tensor, maps)")
+    return fused, dict(maps)
+
+
+def forward_padded(
+    model: nn.Module, ir: torch.Tensor, vis: torch.Tensor, multiple: int
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Pad both inputs to ``multiple``, run ``model(ir, vis, return_maps=True)``, crop the outputs back.
+
+    Args:
+        model: a fusion network.
+        ir, vis: (B, 1, H, W) in [0, 1], on the model's device.
+        multiple: the side multiple the network needs (see :func:`pad_to_multiple`).
+
+    Returns:
+        fused (B, 1, H, W) and maps {name: (B, C, H, W)}, float32 on the inputs' device, not clamped.
+    """
     size = ir.shape[-2:]
     ir_p, _ = pad_to_multiple(ir, multiple)
     vis_p, _ = pad_to_multiple(vis, multiple)
-    out = model(ir_p, vis_p, return_maps=True)
-    fused, maps = out if isinstance(out, tuple) else (out, {})
+    fused, maps = split_output(model(ir_p, vis_p, return_maps=True))
     return crop_to(fused, size).float(), {k: crop_to(v, size).float() for k, v in maps.items()}
 
 
@@ -168,7 +195,7 @@ def _run_tiled(model, ir, vis, multiple, tile: int, overlap: int, dev):
             tw = min(tile, w)
             wx = _ramp(tw, overlap, x0 > 0, x0 + tw < w)
             sl = (..., slice(y0, y0 + th), slice(x0, x0 + tw))
-            f, m = _run_padded(model, ir[sl].to(dev), vis[sl].to(dev), multiple)
+            f, m = forward_padded(model, ir[sl].to(dev), vis[sl].to(dev), multiple)
             weight = (wy[:, None] * wx[None, :])[None, None]
             fused[sl] += f.cpu() * weight
             for k, v in m.items():
@@ -179,8 +206,9 @@ def _run_tiled(model, ir, vis, multiple, tile: int, overlap: int, dev):
     return fused / wsum, {k: v / wsum for k, v in maps.items()}
 
 
-def _autocast(device: torch.device, dtype: torch.dtype):
-    if dtype == torch.float32:
+def autocast_context(device: torch.device, dtype: torch.dtype | None):
+    """``torch.autocast`` on ``device`` to ``dtype``; a no-op context for float32 or None."""
+    if dtype is None or dtype == torch.float32:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
 
@@ -222,11 +250,11 @@ def run_model(
     h, w = ir.shape[-2:]
     if tile == "auto":
         tile = auto_tile_size(model, h, w, dev)
-    with torch.inference_mode(), _autocast(dev, dt):
+    with torch.inference_mode(), autocast_context(dev, dt):
         if tile and (h > tile or w > tile):
             fused, maps = _run_tiled(model, ir.float(), vis.float(), multiple, int(tile), tile_overlap, dev)
         else:
-            fused, maps = _run_padded(model, ir.to(dev, torch.float32), vis.to(dev, torch.float32), multiple)
+            fused, maps = forward_padded(model, ir.to(dev, torch.float32), vis.to(dev, torch.float32), multiple)
         fused = fused.clamp(0, 1).cpu()
         maps = {k: v.clamp(0, 1).cpu() for k, v in maps.items()}
     return (fused, maps) if return_maps else fused

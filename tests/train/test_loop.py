@@ -99,6 +99,61 @@ def test_nan_loss_stops_with_a_message(pair_dir, tmp_path):
         train(cfg, tmp_path / "run", progress=False)
 
 
+def test_train_step_clips_the_gradient_norm():
+    from ivfuse.train.step import train_step
+
+    class Scale(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.tensor([2.0, -3.0]))
+
+        def forward(self, ir, vis, return_maps=False):
+            return ir * self.w.sum(), {}
+
+    def criterion(fused, maps, batch):
+        loss = 1000.0 * fused.mean()
+        return loss, {"loss": loss.detach()}
+
+    batch = {"ir": torch.ones(1, 1, 2, 2), "vis": torch.ones(1, 1, 2, 2)}
+    moved = {}
+    for clip in (0.0, 0.01):
+        model = Scale()
+        params = list(model.parameters())
+        opt = torch.optim.SGD(params, lr=1.0)
+        terms = train_step(model, batch, criterion, opt, params, grad_clip=clip)
+        assert float(terms["loss"]) == pytest.approx(-1000.0)
+        moved[clip] = float((model.w.detach() - torch.tensor([2.0, -3.0])).norm())
+    assert moved[0.0] == pytest.approx(1000.0 * 2**0.5, rel=1e-5)  # d loss / d w_i = 1000, unclipped
+    assert moved[0.01] == pytest.approx(0.01, rel=1e-4)  # the global norm clipped to 0.01
+
+
+def test_validation_uses_the_padded_forward_of_inference(pair_dir):
+    from ivfuse.data import PairedDataset, collate_pairs
+    from ivfuse.infer import run_model
+    from ivfuse.models.tiny import TinyFusionCNN
+    from ivfuse.train.loop import validate
+
+    torch.manual_seed(0)
+    model = TinyFusionCNN(width=4, depth=1)
+    model.pad_multiple = 16  # 40 x 48 pairs: padded to 48 x 48, cropped back
+    cfg = small_config(pair_dir)
+
+    def criterion(fused, maps, batch):
+        assert fused.shape == batch["ir"].shape
+        loss = ((fused - batch["vis"]) ** 2).mean()
+        return loss, {"loss": loss}
+
+    ds = PairedDataset(str(pair_dir), cfg.data, train=False, max_pairs=2)
+    got = validate(model, ds, criterion)
+    assert model.training  # modes restored
+    want = []
+    for i in range(len(ds)):
+        batch = collate_pairs([ds[i]])
+        fused = run_model(model, batch["ir"], batch["vis"], device="cpu", tile=None)
+        want.append(float(((fused - batch["vis"]) ** 2).mean()))
+    assert got["val_loss"] == pytest.approx(sum(want) / len(want), rel=1e-6)
+
+
 def test_crop_must_fit_pad_multiple(pair_dir, tmp_path):
     from ivfuse.models.tiny import TinyFusionCNN
 

@@ -191,7 +191,8 @@ def resolve_config(args):
 def _check(cfg) -> int:
     from ..data import PairSampler, training_pairs
     from ..models import count_parameters, get_model_entry
-    from .loop import _check_model, build_model
+    from .checks import check_model
+    from .loop import build_model
     from .recipes import ensure_registered
     from .stages import plan_stages, select_parameters
 
@@ -205,7 +206,7 @@ def _check(cfg) -> int:
     model = build_model(cfg, cfg.init_from or None)
     if cfg.init_from:
         print(f"initial weights: {cfg.init_from} (they fit)")
-    _check_model(model, cfg)
+    check_model(model, cfg)
     sampler = PairSampler(ds, cfg.data.batch_size, seed=cfg.seed)
     print(f"model: {cfg.model} ({count_parameters(model):,} parameters); {sampler.steps_per_epoch} steps per epoch")
     for plan in plan_stages(cfg.stages, sampler.steps_per_epoch):
