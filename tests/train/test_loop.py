@@ -223,3 +223,23 @@ def test_cli_killed_and_resumed_matches_uninterrupted(pair_dir, tmp_path):
     a = load_file(str(tmp_path / "full" / "tiny_cnn.safetensors"))
     b = load_file(str(tmp_path / "killed" / "tiny_cnn.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_cli_option_table_sets_each_config_field(pair_dir, tmp_path):
+    from ivfuse.cli import build_parser
+    from ivfuse.train.cli import OPTIONS, resolve_config
+
+    given = {"--batch-size": "3", "--crop": "32", "--lr": "0.25", "--seed": "7", "--device": "cpu", "--amp": "bf16",
+             "--threads": "2", "--workers": "1", "--boxes": "none", "--masks": "none", "--pseudo": "never",
+             "--val": str(pair_dir), "--val-every": "5", "--checkpoint-every": "6", "--log-every": "4"}
+    assert {o.flags for o in OPTIONS if o.path} == set(given)
+    argv = ["train", "--model", "pomai_cpu", "--data", str(pair_dir), "--out", str(tmp_path / "run")]
+    cfg = resolve_config(build_parser().parse_args(argv + [x for kv in given.items() for x in kv]))
+    assert (cfg.data.batch_size, cfg.data.crop, cfg.data.workers) == (3, 32, 1)
+    assert len(cfg.stages) == 2 and all(st.optimizer.lr == 0.25 for st in cfg.stages)
+    assert (cfg.seed, cfg.device, cfg.amp, cfg.threads) == (7, "cpu", "bf16", 2)
+    assert (cfg.data.boxes, cfg.data.masks, cfg.data.pseudo.mode) == ("", "", "never")
+    assert cfg.val_path == str(pair_dir.resolve())
+    assert (cfg.val_every, cfg.checkpoint_every, cfg.log_every) == (5, 6, 4)
+    default = resolve_config(build_parser().parse_args(argv))  # options not given leave the recipe's values
+    assert default.data.boxes == "auto" and default.seed != 7 and default.stages[0].optimizer.lr != 0.25

@@ -17,9 +17,81 @@ from __future__ import annotations
 import copy
 import json
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
-__all__ = ["add_parser", "resolve_config", "scale_to_steps"]
+__all__ = ["OPTIONS", "Option", "add_parser", "apply_options", "resolve_config", "scale_to_steps"]
+
+
+@dataclass(frozen=True)
+class Option:
+    """One command-line option: its flags, the configuration field it sets, its type and help.
+
+    Attributes:
+        flags: the option strings, space-separated ("-q --quiet").
+        path: the dotted configuration field the value goes to ("data.crop"; "stages.*.optimizer.lr"
+            sets it in every stage); empty when :func:`resolve_config` reads the option itself.
+        type: converts the command-line string (None: a flag without a value).
+        help: the help text.
+        extra: further :meth:`argparse.ArgumentParser.add_argument` keywords (choices, metavar, ...).
+    """
+
+    flags: str
+    path: str
+    type: Callable[[str], Any] | None
+    help: str
+    extra: dict = field(default_factory=dict)
+
+
+def _none_is_empty(value: str) -> str:
+    """A label source, with 'none' meaning no labels (the empty string)."""
+    return "" if value == "none" else value
+
+
+_FLAG = {"action": "store_true"}
+
+#: The options of ``ivfuse train`` in help order; those with a ``path`` are applied by :func:`apply_options`.
+OPTIONS: tuple[Option, ...] = (
+    Option("--model", "", str, "registered trainable model (see `ivfuse models`)"),
+    Option("--data", "", str, "dataset folder with ir/vi (or Inf/Vis, ...) subfolders; repeat to train on several",
+           {"action": "append", "metavar": "DIR"}),
+    Option("--ir", "", str, "infrared folder (with --vis, instead of --data)"),
+    Option("--vis", "", str, "visible folder (with --ir, instead of --data)"),
+    Option("--preset", "", str, "recipe preset: cpu (default, two CPU cores) or paper", {"default": "cpu"}),
+    Option("--config", "", str, "TOML file overriding the preset"),
+    Option("--out", "", str, "run folder (checkpoints, log, final weights)", {"required": True}),
+    Option("--resume", "", None, "continue the run in --out from its newest checkpoint", _FLAG),
+    Option("--init-from", "", str, "start from these weights and fine-tune: a model whose weights ship (e.g. "
+           "fusionnet_cpu) or a .safetensors file; not with --resume", {"metavar": "MODEL|FILE"}),
+    Option("--steps", "", int, "total optimizer steps (stage lengths and schedules scaled to fit)"),
+    Option("--batch-size", "data.batch_size", int, "pairs per step per process"),
+    Option("--crop", "data.crop", int, "training crop side in pixels"),
+    Option("--lr", "stages.*.optimizer.lr", float, "learning rate of every stage"),
+    Option("--seed", "seed", int, "random seed (model init, data order, crops)"),
+    Option("--device", "device", str, "auto, cpu, cuda, cuda:N"),
+    Option("--amp", "amp", str, "mixed precision on CUDA", {"choices": ("auto", "bf16", "fp16", "off")}),
+    Option("--threads", "threads", int, "torch CPU threads (0: torch default)"),
+    Option("--workers", "data.workers", int, "DataLoader worker processes"),
+    Option("--boxes", "data.boxes", _none_is_empty,
+           "box annotations: folder (YOLO/VOC) or COCO json; 'none' to ignore"),
+    Option("--masks", "data.masks", _none_is_empty, "foreground mask folder; 'none' to ignore"),
+    Option("--pseudo", "data.pseudo.mode", str, "pseudo-labels for pairs without labels",
+           {"choices": ("auto", "always", "never")}),
+    Option("--val", "val_path", str, "validation dataset folder"),
+    Option("--val-every", "val_every", int, "steps between validations"),
+    Option("--checkpoint-every", "checkpoint_every", int, "steps between checkpoints"),
+    Option("--log-every", "log_every", int, "steps between log rows"),
+    Option("--set", "", str, "override any setting, e.g. data.rot90=true or stages.0.schedule.name=cosine",
+           {"action": "append", "default": [], "metavar": "KEY=VALUE"}),
+    Option("--print-config", "", None, "print the resolved configuration and exit", _FLAG),
+    Option("--check", "", None, "check the data and model, print the plan, and exit", _FLAG),
+    Option("-q --quiet", "", None, "no progress bar", _FLAG),
+)
+
+
+def _dest(option: Option) -> str:
+    return option.flags.split()[-1].lstrip("-").replace("-", "_")
 
 
 def add_parser(subparsers) -> None:
@@ -29,40 +101,30 @@ def add_parser(subparsers) -> None:
         description="Train a registered model with unsupervised fusion losses (and boxes, masks or pseudo-labels "
         "where the model's recipe uses them). See docs/training.md.",
     )
-    p.add_argument("--model", help="registered trainable model (see `ivfuse models`)")
-    p.add_argument("--data", action="append", metavar="DIR",
-                   help="dataset folder with ir/vi (or Inf/Vis, ...) subfolders; repeat to train on several")
-    p.add_argument("--ir", help="infrared folder (with --vis, instead of --data)")
-    p.add_argument("--vis", help="visible folder (with --ir, instead of --data)")
-    p.add_argument("--preset", default="cpu", help="recipe preset: cpu (default, two CPU cores) or paper")
-    p.add_argument("--config", help="TOML file overriding the preset")
-    p.add_argument("--out", required=True, help="run folder (checkpoints, log, final weights)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
-    p.add_argument("--init-from", metavar="MODEL|FILE",
-                   help="start from these weights and fine-tune: a model whose weights ship (e.g. fusionnet_cpu) "
-                        "or a .safetensors file; not with --resume")
-    p.add_argument("--steps", type=int, help="total optimizer steps (stage lengths and schedules scaled to fit)")
-    p.add_argument("--batch-size", type=int, help="pairs per step per process")
-    p.add_argument("--crop", type=int, help="training crop side in pixels")
-    p.add_argument("--lr", type=float, help="learning rate of every stage")
-    p.add_argument("--seed", type=int, help="random seed (model init, data order, crops)")
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:N")
-    p.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), help="mixed precision on CUDA")
-    p.add_argument("--threads", type=int, help="torch CPU threads (0: torch default)")
-    p.add_argument("--workers", type=int, help="DataLoader worker processes")
-    p.add_argument("--boxes", help="box annotations: folder (YOLO/VOC) or COCO json; 'none' to ignore")
-    p.add_argument("--masks", help="foreground mask folder; 'none' to ignore")
-    p.add_argument("--pseudo", choices=("auto", "always", "never"), help="pseudo-labels for pairs without labels")
-    p.add_argument("--val", help="validation dataset folder")
-    p.add_argument("--val-every", type=int, help="steps between validations")
-    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
-    p.add_argument("--log-every", type=int, help="steps between log rows")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any setting, e.g. data.rot90=true or stages.0.schedule.name=cosine")
-    p.add_argument("--print-config", action="store_true", help="print the resolved configuration and exit")
-    p.add_argument("--check", action="store_true", help="check the data and model, print the plan, and exit")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    for o in OPTIONS:
+        kwargs = copy.deepcopy(o.extra) if o.type is None else {"type": o.type, **copy.deepcopy(o.extra)}
+        p.add_argument(*o.flags.split(), help=o.help, **kwargs)
     p.set_defaults(func=_cmd_train)
+
+
+def _assign(obj: Any, path: str, value: Any) -> None:
+    """Set the dotted field ``path`` of ``obj``; a ``*`` part stands for every item of a list."""
+    head, _, rest = path.partition(".")
+    if not rest:
+        setattr(obj, head, value)
+    elif head == "*":
+        for item in obj:
+            _assign(item, rest, value)
+    else:
+        _assign(getattr(obj, head), rest, value)
+
+
+def apply_options(cfg, args) -> None:
+    """Copy every option of :data:`OPTIONS` with a configuration path that was given into ``cfg``."""
+    for o in OPTIONS:
+        value = getattr(args, _dest(o), None)
+        if o.path and value is not None:
+            _assign(cfg, o.path, value)
 
 
 def scale_to_steps(cfg, total_steps: int):
@@ -93,48 +155,47 @@ def scale_to_steps(cfg, total_steps: int):
     return cfg
 
 
-def resolve_config(args):
-    """The :class:`~ivfuse.train.config.TrainConfig` the options describe (see the module docstring)."""
-    from .config import apply_dotted, apply_overrides, load_toml
-    from .loop import load_run_config
+def _start_config(args):
+    """The run's saved configuration (``--resume``) or the model's recipe and preset."""
     from ..models import list_models
+    from .loop import load_run_config
     from .recipes import get_recipe, make_config
 
     out = Path(args.out)
-    init_from = getattr(args, "init_from", None)
-    if args.resume and init_from:
-        raise ValueError("--init-from starts a new run from weights; it cannot be combined with --resume, which "
-                         "continues the run in --out from its own checkpoint")
     if args.resume and (out / "config.json").is_file():
         cfg = load_run_config(out)
         if args.model and args.model != cfg.model:
             raise ValueError(f"--resume: the run in '{out}' trains '{cfg.model}', not '{args.model}'")
-    else:
-        if not args.model:
-            if args.resume:
-                raise ValueError(f"--resume: '{out}' holds no run (no config.json); give --model NAME to start one")
-            raise ValueError("give --model NAME (see `ivfuse models`)")
-        if args.model not in list_models():
-            hint = [n for n in list_models() if args.model.lower() in n]
-            raise ValueError(f"--model {args.model}: unknown model"
-                             + (f" (did you mean {', '.join(hint)}?)" if hint else "")
-                             + f"; registered: {', '.join(list_models())}")
-        presets = get_recipe(args.model).presets
-        if args.preset not in presets:
-            raise ValueError(
-                f"--preset {args.preset}: unknown for model '{args.model}'; choose one of {', '.join(presets)}"
-            )
-        cfg = make_config(args.model, args.preset)
-    if init_from:
-        cfg.init_from = init_from
-    if args.config:
-        if not Path(args.config).is_file():
-            raise FileNotFoundError(f"--config '{args.config}': file not found")
-        try:
-            cfg = apply_overrides(cfg, load_toml(args.config))
-        except ValueError as exc:
-            msg = " ".join(str(exc).split())
-            raise type(exc)(msg if args.config in msg else f"--config '{args.config}': {msg}") from exc
+        return cfg
+    if not args.model:
+        if args.resume:
+            raise ValueError(f"--resume: '{out}' holds no run (no config.json); give --model NAME to start one")
+        raise ValueError("give --model NAME (see `ivfuse models`)")
+    if args.model not in list_models():
+        hint = [n for n in list_models() if args.model.lower() in n]
+        raise ValueError(f"--model {args.model}: unknown model"
+                         + (f" (did you mean {', '.join(hint)}?)" if hint else "")
+                         + f"; registered: {', '.join(list_models())}")
+    presets = get_recipe(args.model).presets
+    if args.preset not in presets:
+        raise ValueError(f"--preset {args.preset}: unknown for model '{args.model}'; "
+                         f"choose one of {', '.join(presets)}")
+    return make_config(args.model, args.preset)
+
+
+def _apply_config_file(cfg, path: str):
+    from .config import apply_overrides, load_toml
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--config '{path}': file not found")
+    try:
+        return apply_overrides(cfg, load_toml(path))
+    except ValueError as exc:
+        msg = " ".join(str(exc).split())
+        raise type(exc)(msg if path in msg else f"--config '{path}': {msg}") from exc
+
+
+def _apply_data_folders(cfg, args) -> None:
     if args.data:
         cfg.data.path, cfg.data.ir_dir, cfg.data.vis_dir = args.data[0], "", ""
         cfg.data.more = list(args.data[1:])
@@ -142,34 +203,10 @@ def resolve_config(args):
         if not (args.ir and args.vis):
             raise ValueError("--ir and --vis go together")
         cfg.data.path, cfg.data.ir_dir, cfg.data.vis_dir, cfg.data.more = "", args.ir, args.vis, []
-    if args.steps is not None:
-        cfg = scale_to_steps(cfg, args.steps)
-    for opt, key in (("batch_size", "batch_size"), ("crop", "crop"), ("workers", "workers")):
-        if getattr(args, opt) is not None:
-            setattr(cfg.data, key, getattr(args, opt))
-    if args.lr is not None:
-        for st in cfg.stages:
-            st.optimizer.lr = args.lr
-    for opt in ("seed", "device", "amp", "threads"):
-        if getattr(args, opt) is not None:
-            setattr(cfg, opt, getattr(args, opt))
-    if args.boxes is not None:
-        cfg.data.boxes = "" if args.boxes == "none" else args.boxes
-    if args.masks is not None:
-        cfg.data.masks = "" if args.masks == "none" else args.masks
-    if args.pseudo is not None:
-        cfg.data.pseudo.mode = args.pseudo
-    if args.val is not None:
-        cfg.val_path = args.val
-    for opt, key in (("val_every", "val_every"), ("checkpoint_every", "checkpoint_every"), ("log_every", "log_every")):
-        if getattr(args, opt) is not None:
-            setattr(cfg, key, getattr(args, opt))
-    if args.set:
-        try:
-            cfg = apply_dotted(cfg, args.set)
-        except ValueError as exc:
-            raise type(exc)(f"--set: {' '.join(str(exc).split())}") from exc
-    # absolute paths, so that `--resume` works from any working directory
+
+
+def _absolute_paths(cfg) -> None:
+    """Data, validation, label and weight paths made absolute, so that ``--resume`` works from any folder."""
     for obj, key in ((cfg.data, "path"), (cfg.data, "ir_dir"), (cfg.data, "vis_dir"), (cfg, "val_path")):
         if getattr(obj, key):
             setattr(obj, key, str(Path(getattr(obj, key)).expanduser().resolve()))
@@ -183,6 +220,31 @@ def resolve_config(args):
             setattr(cfg.data, key, str(Path(val).expanduser().resolve()))
     if cfg.init_from and Path(cfg.init_from).expanduser().exists():  # a file (a model name stays a name)
         cfg.init_from = str(Path(cfg.init_from).expanduser().resolve())
+
+
+def resolve_config(args):
+    """The :class:`~ivfuse.train.config.TrainConfig` the options describe (see the module docstring)."""
+    from .config import apply_dotted
+
+    init_from = getattr(args, "init_from", None)
+    if args.resume and init_from:
+        raise ValueError("--init-from starts a new run from weights; it cannot be combined with --resume, which "
+                         "continues the run in --out from its own checkpoint")
+    cfg = _start_config(args)
+    if init_from:
+        cfg.init_from = init_from
+    if args.config:
+        cfg = _apply_config_file(cfg, args.config)
+    _apply_data_folders(cfg, args)
+    if args.steps is not None:
+        cfg = scale_to_steps(cfg, args.steps)
+    apply_options(cfg, args)
+    if args.set:
+        try:
+            cfg = apply_dotted(cfg, args.set)
+        except ValueError as exc:
+            raise type(exc)(f"--set: {' '.join(str(exc).split())}") from exc
+    _absolute_paths(cfg)
     if not (cfg.data.path or (cfg.data.ir_dir and cfg.data.vis_dir)):
         raise ValueError("no training data: give --data DIR (or --ir DIR --vis DIR, or data.path in --config)")
     return cfg
