@@ -138,7 +138,7 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
     old = np.full((5, 5), 7, np.uint8)
     write_image(target, old)
 
-    import ivfuse.io as io_mod
+    import ivfuse.io.image as io_mod  # write_image looks _encode up here
 
     def boom(fh, img, ext, quality):
         fh.write(b"\x89PNG partial")
@@ -152,7 +152,7 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
 
 
 def test_atomic_write_new_file_absent_on_failure(tmp_path, monkeypatch):
-    import ivfuse.io as io_mod
+    import ivfuse.io.image as io_mod  # write_image looks _encode up here
 
     monkeypatch.setattr(io_mod, "_encode", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
@@ -167,3 +167,27 @@ def test_written_files_get_normal_permissions(tmp_path):
     finally:
         os.umask(mask)
     assert (p.stat().st_mode & 0o777) == 0o644
+
+
+def test_package_reexports_every_public_name_once():
+    import ivfuse.io as io
+    from ivfuse.io import discovery, formats, image, pair, paths
+
+    modules = (discovery, formats, image, pair, paths)
+    assert sorted(io.__all__) == sorted(n for m in modules for n in m.__all__)
+    for m in modules:
+        for name in m.__all__:
+            assert getattr(io, name) is getattr(m, name)
+    assert io._as_gray is io.as_gray  # the old private spelling still works
+
+
+def test_as_gray_is_bt601_luminance():
+    from ivfuse.io import as_gray
+
+    rgb = np.zeros((2, 3, 3), np.float32)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 1.0, 0.5, 0.25
+    g = as_gray(rgb)
+    assert g.shape == (2, 3) and g.dtype == np.float32
+    assert np.allclose(g, 0.299 + 0.587 * 0.5 + 0.114 * 0.25)
+    gray = np.random.default_rng(0).random((4, 5)).astype(np.float32)
+    assert as_gray(gray) is gray
