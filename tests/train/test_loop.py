@@ -116,15 +116,17 @@ def test_train_step_clips_the_gradient_norm():
 
     batch = {"ir": torch.ones(1, 1, 2, 2), "vis": torch.ones(1, 1, 2, 2)}
     moved = {}
-    for clip in (0.0, 0.01):
+    for clip, scaled in ((0.0, False), (0.01, False), (0.01, True)):
         model = Scale()
         params = list(model.parameters())
         opt = torch.optim.SGD(params, lr=1.0)
-        terms = train_step(model, batch, criterion, opt, params, grad_clip=clip)
+        scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10) if scaled else None
+        terms = train_step(model, batch, criterion, opt, params, grad_clip=clip, scaler=scaler)
         assert float(terms["loss"]) == pytest.approx(-1000.0)
-        moved[clip] = float((model.w.detach() - torch.tensor([2.0, -3.0])).norm())
-    assert moved[0.0] == pytest.approx(1000.0 * 2**0.5, rel=1e-5)  # d loss / d w_i = 1000, unclipped
-    assert moved[0.01] == pytest.approx(0.01, rel=1e-4)  # the global norm clipped to 0.01
+        moved[clip, scaled] = float((model.w.detach() - torch.tensor([2.0, -3.0])).norm())
+    assert moved[0.0, False] == pytest.approx(1000.0 * 2**0.5, rel=1e-5)  # d loss / d w_i = 1000, unclipped
+    assert moved[0.01, False] == pytest.approx(0.01, rel=1e-4)  # the global norm clipped to 0.01
+    assert moved[0.01, True] == pytest.approx(0.01, rel=1e-4)  # gradients unscaled before clipping
 
 
 def test_validation_uses_the_padded_forward_of_inference(pair_dir):
