@@ -260,3 +260,20 @@ def test_registry():
     assert float(crit(torch.rand(1, 1, 4, 4), {}, {})[0]) == 2.0
     with pytest.raises(ValueError, match="already registered"):
         L.register_loss("_test_const")(lambda: None)
+
+
+def test_paper_objectives_compose_the_one_implementation():
+    """FGFusion's and FusionNet's objectives give FusionLoss's numbers (exactly / up to summation order)."""
+    ir, vis, fused = _imgs()
+    roi = torch.zeros_like(ir)
+    roi[..., 2:10, 3:12] = 1
+    mask = (ir > 0.6).float()
+    fg = {"foreground": torch.rand_like(ir)}
+    batch = _batch(ir, vis, roi=roi, mask=mask)
+    generic = L.FusionLoss(structure="ncc", intensity_mode="select", intensity=10, gradient=10, bce=5, mask_weight=3)
+    assert torch.equal(L.FGFusionLoss()(fused, fg, batch)[0], generic(fused, fg, batch)[0])
+    target_aware, terms = L.TargetAwareLoss(roi_weight=1.0)(fused, {}, batch)
+    assert float(target_aware) == pytest.approx(float(L.FusionLoss(roi=1.0)(fused, {}, batch)[0]), rel=1e-6)
+    maps = L.target_aware_maps(fused, ir, vis)
+    assert set(maps) == {"ssim", "int", "int_ir", "grad"} and all(m.shape == ir.shape for m in maps.values())
+    assert float(terms["roi"]) == pytest.approx(float(L.roi_loss(fused, ir, vis, roi)), rel=1e-6)

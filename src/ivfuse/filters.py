@@ -1,8 +1,15 @@
 """Differentiable image filters on (B, C, H, W) tensors, valid for any H, W >= 1.
 
-Shared by the classical baselines and the losses: box (mean) filter, Gaussian blur, Sobel and
-Laplacian responses, the guided filter, and reflection padding that falls back to replication
-where an image is too small to reflect.
+The one set of torch filters, shared by the classical baselines, the losses and the models: box
+(mean) filter, Gaussian blur, Sobel and Laplacian responses, the guided filter, reflection padding
+that falls back to replication where an image is too small to reflect, and the (B, C, H, W)
+shape check.
+
+Two implementations of the separable filters: the convolution form (:func:`gaussian_blur`,
+:func:`sobel`) and the banded-matrix form (:func:`banded_gaussian_blur`, :func:`sobel_magnitude`),
+which filters an image as ``Mh @ x @ Mw.T`` with the same borders. The matrix form equals the
+convolution form to float rounding (1e-6) and is an order of magnitude faster than a one-channel
+``conv2d`` on CPU, forward and backward; the losses use it.
 """
 
 from __future__ import annotations
@@ -13,6 +20,11 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "banded_gaussian_blur",
+    "band_matrix",
+    "check_bchw",
+    "separable_matmul",
+    "sobel_magnitude",
     "safe_pad",
     "box_filter",
     "gaussian_kernel1d",
@@ -21,6 +33,13 @@ __all__ = [
     "laplacian",
     "guided_filter",
 ]
+
+
+def check_bchw(t: torch.Tensor, name: str) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``t`` is a 4-D (B, C, H, W) tensor."""
+    if not isinstance(t, torch.Tensor) or t.dim() != 4:
+        shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+        raise ValueError(f"{name}: expected a (B, C, H, W) tensor, got {shape}")
 
 
 def safe_pad(x: torch.Tensor, pad: tuple[int, int, int, int], mode: str = "reflect") -> torch.Tensor:
@@ -141,3 +160,71 @@ def guided_filter(p: torch.Tensor, guide: torch.Tensor, radius: int, eps: float)
     a = cov_ip / (var_i + eps)
     b = mean_p - a * mean_i
     return box_filter(a, radius) * guide + box_filter(b, radius)
+
+
+# --------------------------------------------------------------------------------------------
+# Banded-matrix form of the separable filters
+# --------------------------------------------------------------------------------------------
+
+_MATRICES: dict[tuple, torch.Tensor] = {}
+
+
+def band_matrix(n: int, taps: tuple[float, ...], mode: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(n, n) matrix M such that ``M @ v`` cross-correlates ``v`` with ``taps`` (odd length), padded by ``mode``.
+
+    ``mode`` is "reflect" (falls back to "replicate" when the signal is too short to reflect, like
+    :func:`safe_pad`) or "replicate". Matrices are cached per (size, taps, mode, dtype, device).
+    """
+    key = (n, taps, mode, dtype, device)
+    m = _MATRICES.get(key)
+    if m is None:
+        r = (len(taps) - 1) // 2
+        if mode == "reflect" and r >= n:
+            mode = "replicate"
+        rows = torch.arange(n).view(-1, 1)
+        cols = rows + torch.arange(-r, r + 1).view(1, -1)
+        if mode == "reflect":
+            cols = cols.abs()
+            cols = torch.where(cols > n - 1, 2 * (n - 1) - cols, cols)
+        else:
+            cols = cols.clamp(0, n - 1)
+        w = torch.tensor(taps, dtype=torch.float64).expand(n, -1)
+        m64 = torch.zeros(n, n, dtype=torch.float64).scatter_add_(1, cols, w)
+        m = m64.to(dtype=dtype, device=device)
+        if len(_MATRICES) > 64:
+            _MATRICES.clear()
+        _MATRICES[key] = m
+    return m
+
+
+def separable_matmul(x: torch.Tensor, taps_h: tuple[float, ...], taps_w: tuple[float, ...], mode: str) -> torch.Tensor:
+    """Separable cross-correlation of (..., H, W) ``x`` with ``taps_h`` down the rows and ``taps_w`` along them.
+
+    Same result as the convolution form with ``mode`` borders ("reflect" falls back to
+    "replicate" when either side is too short, as :func:`gaussian_blur` does).
+    """
+    h, w = x.shape[-2:]
+    if mode == "reflect" and (max(len(taps_h), len(taps_w)) - 1) // 2 >= min(h, w):
+        mode = "replicate"
+    mh = band_matrix(h, taps_h, mode, x.dtype, x.device)
+    mw = band_matrix(w, taps_w, mode, x.dtype, x.device)
+    return mh @ x @ mw.t()
+
+
+def banded_gaussian_blur(x: torch.Tensor, sigma: float = 1.5, radius: int = 5) -> torch.Tensor:
+    """Gaussian blur with reflected borders; equals :func:`gaussian_blur` (matrix form, faster on CPU).
+
+    Args:
+        x: (B, C, H, W), any H, W >= 1.
+        sigma: standard deviation in pixels.
+        radius: the kernel has 2 * radius + 1 taps.
+    """
+    taps = tuple(gaussian_kernel1d(sigma, radius, dtype=torch.float64).tolist())
+    return separable_matmul(x, taps, taps, "reflect")
+
+
+def sobel_magnitude(x: torch.Tensor) -> torch.Tensor:
+    """``|Sobel_x x| + |Sobel_y x|`` with replicated borders, shaped like ``x``; equals :func:`sobel`'s L1 sum."""
+    gx = separable_matmul(x, (1.0, 2.0, 1.0), (-1.0, 0.0, 1.0), "replicate")
+    gy = separable_matmul(x, (-1.0, 0.0, 1.0), (1.0, 2.0, 1.0), "replicate")
+    return gx.abs() + gy.abs()

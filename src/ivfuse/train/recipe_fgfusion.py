@@ -1,6 +1,6 @@
 """FGFusion training: the loss of eq. (8-11) and the "paper" / "cpu" recipes.
 
-The criterion, registered as ``"fgfusion"``::
+The criterion, :class:`ivfuse.losses.papers.FGFusionLoss`, registered here as ``"fgfusion"``::
 
     L = l1 * L_ssim + sum((l2 * L_int + l3 * L_grad + l4 * L_ex) * W) / sum(W)        (eq. 8)
 
@@ -27,21 +27,8 @@ Ablations of Table 5: ``model_kwargs={"extraction": False}`` ("w/o Ex"),
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-import torch
-from torch import nn
-
-from ..losses import (
-    foreground_bce,
-    gradient_max_loss,
-    intensity_select_loss,
-    mask_weight,
-    ncc_loss,
-    register_loss,
-    ssim_loss,
-)
+from ..losses import register_loss
+from ..losses.papers import FGFusionLoss
 from .config import DataConfig, LossSpec, OptimizerConfig, ScheduleConfig, Stage, TrainConfig
 from .recipes import base_config, register_recipe
 
@@ -50,65 +37,8 @@ __all__ = ["ABLATIONS", "PAPER_LOSS", "FGFusionLoss", "ablation_config", "fgfusi
 #: eq. (8) weights and the mask weight, Sec. 3.2.
 PAPER_LOSS = {"ssim": 1.0, "intensity": 10.0, "gradient": 10.0, "bce": 5.0, "mask_weight": 3.0}
 
-
-@register_loss("fgfusion")
-class FGFusionLoss(nn.Module):
-    """FGFusion's loss, eq. (8-11).
-
-    Args:
-        ssim: lambda_1, weight of the structural term (not mask-weighted).
-        intensity: lambda_2, weight of the intensity term (eq. 10).
-        gradient: lambda_3, weight of the gradient term (eq. 9).
-        bce: lambda_4, weight of the foreground cross-entropy (eq. 11).
-        mask_weight: W on foreground pixels (1 elsewhere); 1 disables mask weighting.
-        structure: "ncc" (the paper's description) or "ssim".
-        fg_key: key of the foreground probability in the model's maps.
-    """
-
-    def __init__(self, ssim: float = 1.0, intensity: float = 10.0, gradient: float = 10.0, bce: float = 5.0,
-                 mask_weight: float = 3.0, structure: str = "ncc", fg_key: str = "foreground") -> None:
-        super().__init__()
-        if structure not in ("ncc", "ssim"):
-            raise ValueError(f"FGFusionLoss: structure must be 'ncc' or 'ssim', got {structure!r}")
-        if mask_weight <= 0:
-            raise ValueError(f"FGFusionLoss: mask_weight must be > 0, got {mask_weight}")
-        self.lambdas = (float(ssim), float(intensity), float(gradient), float(bce))
-        self.mask_weight = float(mask_weight)
-        self.structure, self.fg_key = structure, fg_key
-
-    def forward(self, fused: torch.Tensor, maps: Mapping[str, torch.Tensor] | None,
-                batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Loss of a batch.
-
-        Args:
-            fused: (B, 1, H, W) in [0, 1].
-            maps: the model's maps; ``maps["foreground"]`` (B, 1, H, W) probability if present.
-            batch: needs ``"ir"``, ``"vis"`` (B, 1, H, W) in [0, 1] and ``"mask"`` (B, 1, H, W) in [0, 1].
-
-        Returns:
-            The scalar loss and a dict of detached terms.
-        """
-        l1, l2, l3, l4 = self.lambdas
-        ir, vis = batch["ir"].to(fused.device), batch["vis"].to(fused.device)
-        w = None
-        if self.mask_weight != 1.0:
-            w = mask_weight(batch["mask"].to(fused.device), self.mask_weight)  # W_mask of eq. (8)
-        if self.structure == "ncc":
-            l_ssim = ncc_loss(fused, ir, vis)
-        else:
-            l_ssim = ssim_loss(fused, ir, vis)
-        l_int = intensity_select_loss(fused, ir, vis, w)  # eq. (10), weighted by W
-        l_grad = gradient_max_loss(fused, ir, vis, w)  # eq. (9), weighted by W
-        total = l1 * l_ssim + l2 * l_int + l3 * l_grad  # eq. (8)
-        terms = {self.structure: l_ssim, "int": l_int, "grad": l_grad}
-        prob = (maps or {}).get(self.fg_key)
-        if prob is not None and l4:
-            l_ex = foreground_bce(prob, batch["mask"].to(fused.device), w)  # eq. (11), weighted by W
-            total = total + l4 * l_ex
-            terms["bce"] = l_ex
-        out = {k: v.detach() for k, v in terms.items()}
-        out["loss"] = total.detach()
-        return total, out
+# The criterion is implemented once, in ivfuse.losses; the engine knows it by this name.
+register_loss("fgfusion")(FGFusionLoss)
 
 
 @register_recipe("fgfusion*")

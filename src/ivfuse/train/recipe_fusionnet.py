@@ -40,10 +40,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from torch import nn
 
+from .. import losses
 from ..data import DegradeBoxes, boxes_to_mask, jitter_boxes, keeps_labels
-from ..losses import gradient_magnitude, register_loss, ssim_map, weighted_mean
+from ..losses import register_loss
 from .config import LossSpec, TrainConfig
 from .recipes import base_config, register_recipe
 
@@ -74,64 +74,27 @@ degrade_boxes = jitter_boxes
 
 
 @register_loss("fusionnet_target_aware")
-class TargetAwareLoss(nn.Module):
-    """FusionNet's target-aware loss, Eqs. (6)-(8).
+class TargetAwareLoss(losses.TargetAwareLoss):
+    """FusionNet's target-aware loss, Eqs. (6)-(8): :class:`ivfuse.losses.TargetAwareLoss`, plus the
+    weak-label study's old spelling.
 
     Args:
-        ssim: w_s, weight of the structural term.
-        intensity: w_i, weight of the intensity-to-max term.
-        gradient: w_g, weight of the gradient-to-max term.
-        roi_weight: lambda_roi, weight of the ROI-restricted terms (0: the global loss alone).
-        roi_intensity_target: "max" (same target as the global term) or "ir" inside the ROI.
-        window, sigma: SSIM Gaussian window.
+        ssim, intensity, gradient, roi_weight, roi_intensity_target, window, sigma: see
+            :class:`ivfuse.losses.TargetAwareLoss` (w_s, w_i, w_g, lambda_roi, ...).
         roi_keep, roi_jitter, roi_seed: the weak-label study's old spelling, for this loss used on
             its own (:class:`ivfuse.data.DegradeBoxes`' ``keep``, ``jitter``, ``seed`` applied to
             ``batch["boxes"]``, the jitter drawn from each image's name and boxes, no state). In a
             training configuration they are moved onto ``data.degrade`` when it is read.
-
-    ``forward(fused, maps, batch)`` takes fused (B, 1, H, W) in [0, 1], the model's maps (unused)
-    and the batch dict with "ir", "vis" (B, 1, H, W) in [0, 1] and "roi" (B, 1, H, W) in {0, 1}
-    (or any non-negative weights); returns ``(loss, terms)``.
     """
 
     def __init__(
-        self,
-        ssim: float = 1.0,
-        intensity: float = 1.0,
-        gradient: float = 1.0,
-        roi_weight: float = 1.0,
-        roi_intensity_target: str = "max",
-        window: int = 11,
-        sigma: float = 1.5,
-        roi_keep: float = 1.0,
-        roi_jitter: float = 0.0,
-        roi_seed: int = 0,
+        self, *args: Any, roi_keep: float = 1.0, roi_jitter: float = 0.0, roi_seed: int = 0, **kwargs: Any
     ) -> None:
-        super().__init__()
         if not 0.0 <= roi_keep <= 1.0 or roi_jitter < 0:
             raise ValueError(f"roi_keep must lie in [0, 1] and roi_jitter be >= 0, got {roi_keep}, {roi_jitter}")
+        super().__init__(*args, **kwargs)
         self.roi_keep, self.roi_jitter, self.roi_seed = float(roi_keep), float(roi_jitter), int(roi_seed)
         self._degrade = DegradeBoxes(self.roi_keep, self.roi_jitter, self.roi_seed)
-        if roi_intensity_target not in ("max", "ir"):
-            raise ValueError(f"roi_intensity_target must be 'max' or 'ir', got {roi_intensity_target!r}")
-        if roi_weight < 0:
-            raise ValueError(f"roi_weight must be >= 0, got {roi_weight}")
-        self.w_ssim, self.w_int, self.w_grad = float(ssim), float(intensity), float(gradient)
-        self.roi_weight = float(roi_weight)
-        self.roi_intensity_target = roi_intensity_target
-        self.window, self.sigma = window, sigma
-
-    def pixel_terms(self, fused: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Per-pixel maps (B, 1, H, W) of the three terms, plus the intensity map against the infrared."""
-        f, i, v = fused.float(), ir.float(), vis.float()
-        s = (1 - ssim_map(f, i, self.window, self.sigma)) + (1 - ssim_map(f, v, self.window, self.sigma))
-        grad_target = torch.maximum(gradient_magnitude(i), gradient_magnitude(v))
-        return {
-            "ssim": s,
-            "int": (f - torch.maximum(i, v)).abs(),
-            "int_ir": (f - i).abs(),
-            "grad": (gradient_magnitude(f) - grad_target).abs(),
-        }
 
     def region(self, batch: Mapping[str, Any], like: torch.Tensor) -> torch.Tensor | None:
         """The ROI weights R (B, 1, H, W): ``batch["roi"]``, or boxes thinned/jittered and re-rasterised."""
@@ -150,36 +113,6 @@ class TargetAwareLoss(nn.Module):
             if kept:
                 out[i, 0] = torch.from_numpy(boxes_to_mask(b, h, w))
         return out.to(like.device)
-
-    def _combine(self, maps: Mapping[str, torch.Tensor], weight: torch.Tensor | None, int_key: str):
-        parts = {
-            "ssim": weighted_mean(maps["ssim"], weight),
-            "int": weighted_mean(maps[int_key], weight),
-            "grad": weighted_mean(maps["grad"], weight),
-        }
-        total = self.w_ssim * parts["ssim"] + self.w_int * parts["int"] + self.w_grad * parts["grad"]
-        return total, parts
-
-    def forward(
-        self, fused: torch.Tensor, maps: Mapping[str, torch.Tensor] | None, batch: Mapping[str, Any]
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        ir, vis = batch["ir"].to(fused.device), batch["vis"].to(fused.device)
-        per_pixel = self.pixel_terms(fused, ir, vis)
-        loss_global, parts = self._combine(per_pixel, None, "int")  # Eq. (6)
-        terms = {k: v.detach() for k, v in parts.items()}
-        terms["global"] = loss_global.detach()
-        loss = loss_global
-        roi = self.region(batch, fused)
-        if roi is not None:
-            roi = roi.expand_as(per_pixel["ssim"])
-            int_key = "int" if self.roi_intensity_target == "max" else "int_ir"
-            loss_roi, roi_parts = self._combine(per_pixel, roi, int_key)  # Eq. (7)
-            if self.roi_weight > 0:
-                loss = loss + self.roi_weight * loss_roi  # Eq. (8)
-            terms["roi"] = loss_roi.detach()
-            if float(roi.sum()) > 0:
-                terms["roi_ssim"] = (1.0 - 0.5 * roi_parts["ssim"]).detach()
-        return loss, terms
 
 
 def fusionnet_loss_spec(

@@ -37,10 +37,12 @@ import inspect
 from dataclasses import dataclass
 from typing import Callable
 
+from .._registry import Registry
 from .config import DataConfig, LossSpec, OptimizerConfig, ScheduleConfig, Stage, TrainConfig
 
 __all__ = [
     "PRESETS",
+    "RECIPES",
     "ablated_config",
     "RecipeEntry",
     "base_config",
@@ -77,7 +79,9 @@ class RecipeEntry:
         return cfg
 
 
-_RECIPES: dict[str, RecipeEntry] = {}
+#: The registered recipes: model-name pattern -> :class:`RecipeEntry`.
+RECIPES: Registry[RecipeEntry] = Registry("recipe", same=lambda old, new: old.fn is new.fn)
+_RECIPES = RECIPES  # the old private name, still read by tests that save and restore the registry
 _loaded = False
 
 
@@ -85,9 +89,7 @@ def register_recipe(pattern: str, presets: tuple[str, ...] = PRESETS):
     """Register ``fn(preset) -> TrainConfig`` (or ``fn(preset, model)``) for model names matching ``pattern``."""
 
     def deco(fn: Callable[..., TrainConfig]) -> Callable[..., TrainConfig]:
-        if pattern in _RECIPES and _RECIPES[pattern].fn is not fn:
-            raise ValueError(f"a recipe for '{pattern}' is already registered")
-        _RECIPES[pattern] = RecipeEntry(pattern, fn, tuple(presets))
+        RECIPES.register(pattern, RecipeEntry(pattern, fn, tuple(presets)))
         return fn
 
     return deco
@@ -151,11 +153,11 @@ def ensure_registered(cfg: TrainConfig, check_model: bool = True) -> None:
 
 def plugin_modules(cfg: TrainConfig) -> list[str]:
     """``cfg.imports`` plus the modules outside ivfuse that define ``cfg``'s model and losses (for ``imports``)."""
-    from ..losses import _LOSSES
+    from ..losses import LOSSES
     from ..models import get_model_entry, list_models
 
     found = list(cfg.imports)
-    owners = [_LOSSES[spec.name] for _, spec in _loss_specs(cfg) if spec.name in _LOSSES]
+    owners = [LOSSES[spec.name] for _, spec in _loss_specs(cfg) if spec.name in LOSSES]
     if cfg.model and cfg.model in list_models():
         owners.append(get_model_entry(cfg.model).fn)
     for obj in owners:
@@ -168,17 +170,17 @@ def plugin_modules(cfg: TrainConfig) -> list[str]:
 def list_recipes() -> dict[str, tuple[str, ...]]:
     """Registered patterns and their presets."""
     _load_builtin()
-    return {k: v.presets for k, v in sorted(_RECIPES.items())}
+    return {k: RECIPES[k].presets for k in RECIPES.names()}
 
 
 def get_recipe(model: str) -> RecipeEntry:
     """The recipe for a model: exact name, else the longest matching pattern, else the default."""
     _load_builtin()
-    if model in _RECIPES:
-        return _RECIPES[model]
-    matches = [p for p in _RECIPES if fnmatch.fnmatch(model, p)]
+    if model in RECIPES:
+        return RECIPES[model]
+    matches = [p for p in RECIPES if fnmatch.fnmatch(model, p)]
     if matches:
-        return _RECIPES[max(matches, key=lambda p: (len(p.replace("*", "").replace("?", "")), p))]
+        return RECIPES[max(matches, key=lambda p: (len(p.replace("*", "").replace("?", "")), p))]
     return RecipeEntry("*", default_recipe, PRESETS)
 
 

@@ -1,0 +1,236 @@
+"""The fusion loss terms as functions on (B, 1, H, W) tensors in [0, 1].
+
+An optional ``weight`` map is (B, 1, H, W) (or broadcastable), non-negative, and turns the plain
+pixel mean into ``sum(loss * weight) / sum(weight)`` (FGFusion eq. 8). Half-precision inputs are
+computed in float32, so the terms are safe under autocast; float64 stays float64. The formulas and
+the papers' equations are listed in :mod:`ivfuse.losses`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..filters import banded_gaussian_blur as blur
+from ..filters import check_bchw, sobel_magnitude
+
+__all__ = [
+    "blur",
+    "foreground_bce",
+    "gradient_magnitude",
+    "gradient_max_loss",
+    "intensity_max_loss",
+    "intensity_select_loss",
+    "mask_weight",
+    "mse_loss",
+    "ncc",
+    "ncc_loss",
+    "roi_loss",
+    "ssim",
+    "ssim_loss",
+    "ssim_map",
+    "target_aware_maps",
+    "weighted_mean",
+]
+
+_C1 = 0.01**2
+_C2 = 0.03**2
+
+
+def _f32(*ts: torch.Tensor) -> list[torch.Tensor]:
+    """Half-precision inputs to float32 (float64 stays float64, for gradcheck)."""
+    return [t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for t in ts]
+
+
+def weighted_mean(values: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """``sum(values * weight) / sum(weight)`` over all elements (plain mean when ``weight`` is None).
+
+    Args:
+        values: (B, C, H, W) per-pixel loss.
+        weight: broadcastable to ``values``, >= 0. An all-zero weight gives 0.
+    """
+    if weight is None:
+        return values.mean()
+    w = weight.to(values.dtype).expand_as(values)
+    return (values * w).sum() / w.sum().clamp_min(1e-12)
+
+
+def mask_weight(mask: torch.Tensor, fg_weight: float) -> torch.Tensor:
+    """Pixel weights ``1 + (fg_weight - 1) * mask``: ``fg_weight`` on the foreground, 1 elsewhere
+    (FGFusion's W_mask)."""
+    return 1.0 + (float(fg_weight) - 1.0) * mask.float()
+
+
+# --------------------------------------------------------------------------------------------
+# Similarity maps
+# --------------------------------------------------------------------------------------------
+
+
+def ssim_map(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Per-pixel SSIM (Wang et al. 2004) with a Gaussian window, data range 1.
+
+    Args:
+        x, y: (B, C, H, W) in [0, 1].
+        window: window side (odd); the Gaussian's radius is ``window // 2``.
+        sigma: Gaussian standard deviation in pixels.
+
+    Returns:
+        (B, C, H, W) SSIM values in [-1, 1] (1 where x equals y).
+    """
+    check_bchw(x, "x")
+    check_bchw(y, "y")
+    if x.shape != y.shape:
+        raise ValueError(f"ssim_map: shapes differ, {tuple(x.shape)} and {tuple(y.shape)}")
+    x, y = _f32(x, y)
+    n = x.shape[0]
+    stats = blur(torch.cat((x, y, x * x, y * y, x * y)), sigma, window // 2)  # one call for the five moments
+    mx, my, exx, eyy, exy = stats.split(n)
+    sxx = exx - mx * mx
+    syy = eyy - my * my
+    sxy = exy - mx * my
+    num = (2 * mx * my + _C1) * (2 * sxy + _C2)
+    den = (mx * mx + my * my + _C1) * (sxx + syy + _C2)
+    return num / den
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Mean SSIM per image, shape (B,). See :func:`ssim_map`."""
+    return ssim_map(x, y, window, sigma).flatten(1).mean(1)
+
+
+def ncc(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Normalised cross-correlation per image, shape (B,), in [-1, 1] (0 when either image is flat)."""
+    check_bchw(x, "x")
+    check_bchw(y, "y")
+    x, y = _f32(x, y)
+    xc = x.flatten(1) - x.flatten(1).mean(1, keepdim=True)
+    yc = y.flatten(1) - y.flatten(1).mean(1, keepdim=True)
+    # eps inside the root keeps the gradient finite for a flat image (where NCC is defined as 0)
+    return (xc * yc).sum(1) / (xc.pow(2).sum(1) * yc.pow(2).sum(1) + eps**2).sqrt()
+
+
+def gradient_magnitude(x: torch.Tensor) -> torch.Tensor:
+    """``|Sobel_x x| + |Sobel_y x|``, shaped like ``x`` (replicated borders; equals :func:`ivfuse.filters.sobel`).
+
+    Half-precision inputs are computed in float32 (:func:`ivfuse.filters.sobel_magnitude` on the cast input).
+    """
+    (x,) = _f32(x)
+    return sobel_magnitude(x)
+
+
+# --------------------------------------------------------------------------------------------
+# Loss terms (functions)
+# --------------------------------------------------------------------------------------------
+
+
+def _check3(fused: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor) -> None:
+    for name, t in (("fused", fused), ("ir", ir), ("vis", vis)):
+        check_bchw(t, name)
+    if not (fused.shape == ir.shape == vis.shape):
+        raise ValueError(
+            f"fused, ir and vis must share one shape, got {tuple(fused.shape)}, {tuple(ir.shape)}, {tuple(vis.shape)}"
+        )
+
+
+def ssim_loss(fused, ir, vis, weight: torch.Tensor | None = None, window: int = 11, sigma: float = 1.5):
+    """``(1 - SSIM(F, I)) + (1 - SSIM(F, V))`` (PoMAI eq. 15), in [0, 4]; 0 iff F = I = V.
+
+    With ``weight`` the two SSIM maps are averaged with those pixel weights.
+    """
+    _check3(fused, ir, vis)
+    per_pixel = (1 - ssim_map(fused, ir, window, sigma)) + (1 - ssim_map(fused, vis, window, sigma))
+    return weighted_mean(per_pixel, weight)
+
+
+def ncc_loss(fused, ir, vis, weight: torch.Tensor | None = None):
+    """``(1 - NCC(F, I)) + (1 - NCC(F, V))`` averaged over the batch, in [0, 4]. ``weight`` is ignored (global term)."""
+    _check3(fused, ir, vis)
+    return ((1 - ncc(fused, ir)) + (1 - ncc(fused, vis))).mean()
+
+
+def mse_loss(fused, ir, vis, weight: torch.Tensor | None = None):
+    """``mean((F - I)^2) + mean((F - V)^2)`` (PoMAI eq. 16, pixel-averaged)."""
+    _check3(fused, ir, vis)
+    f, i, v = _f32(fused, ir, vis)
+    return weighted_mean((f - i).pow(2) + (f - v).pow(2), weight)
+
+
+def intensity_max_loss(fused, ir, vis, weight: torch.Tensor | None = None):
+    """``mean |F - max(I, V)|`` (PoMAI eq. 17); 0 when F is the pixel-wise maximum."""
+    _check3(fused, ir, vis)
+    f, i, v = _f32(fused, ir, vis)
+    return weighted_mean((f - torch.maximum(i, v)).abs(), weight)
+
+
+def gradient_max_loss(fused, ir, vis, weight: torch.Tensor | None = None):
+    """``mean | |grad F| - max(|grad I|, |grad V|) |`` with Sobel gradients (PoMAI eq. 18, FGFusion eq. 9)."""
+    _check3(fused, ir, vis)
+    target = torch.maximum(gradient_magnitude(ir), gradient_magnitude(vis))
+    return weighted_mean((gradient_magnitude(fused) - target).abs(), weight)
+
+
+def intensity_select_loss(fused, ir, vis, weight: torch.Tensor | None = None):
+    """``mean (F - S)^2`` with S, per image, the input of larger standard deviation (FGFusion eq. 10)."""
+    _check3(fused, ir, vis)
+    f, i, v = _f32(fused, ir, vis)
+    pick_ir = (i.flatten(1).std(1, correction=0) > v.flatten(1).std(1, correction=0)).view(-1, 1, 1, 1)
+    target = torch.where(pick_ir, i, v)
+    return weighted_mean((f - target).pow(2), weight)
+
+
+def foreground_bce(prob: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor | None = None, logits: bool = False):
+    """Binary cross-entropy of a foreground prediction against a mask (FGFusion eq. 11).
+
+    Args:
+        prob: (B, 1, H, W) probability in [0, 1] (or logits when ``logits``).
+        mask: (B, 1, H, W) target in [0, 1].
+        weight: optional pixel weights (FGFusion eq. 8 weights this term with W_mask).
+        logits: ``prob`` holds logits (numerically safer under mixed precision).
+    """
+    check_bchw(prob, "prob")
+    check_bchw(mask, "mask")
+    if prob.shape != mask.shape:
+        raise ValueError(f"foreground_bce: prediction {tuple(prob.shape)} and mask {tuple(mask.shape)} differ")
+    p, m = _f32(prob, mask)
+    if logits:
+        per_pixel = F.binary_cross_entropy_with_logits(p, m, reduction="none")
+    else:
+        with torch.autocast(device_type=p.device.type, enabled=False):
+            per_pixel = F.binary_cross_entropy(p.clamp(1e-6, 1 - 1e-6), m, reduction="none")
+    return weighted_mean(per_pixel, weight)
+
+
+def target_aware_maps(fused, ir, vis, window: int = 11, sigma: float = 1.5) -> dict[str, torch.Tensor]:
+    """Per-pixel maps of the target-aware terms, each shaped like ``fused``.
+
+    ``"ssim"``: ``(1 - SSIM(F, I)) + (1 - SSIM(F, V))``; ``"int"``: ``|F - max(I, V)|``; ``"int_ir"``:
+    ``|F - I|``; ``"grad"``: ``| |grad F| - max(|grad I|, |grad V|) |``. Shared by :func:`roi_loss`,
+    :class:`ivfuse.losses.FusionLoss` (its ROI term) and FusionNet's target-aware loss.
+    """
+    f, i, v = _f32(fused, ir, vis)
+    grad_target = torch.maximum(gradient_magnitude(i), gradient_magnitude(v))
+    return {
+        "ssim": (1 - ssim_map(f, i, window, sigma)) + (1 - ssim_map(f, v, window, sigma)),
+        "int": (f - torch.maximum(i, v)).abs(),
+        "int_ir": (f - i).abs(),
+        "grad": (gradient_magnitude(f) - grad_target).abs(),
+    }
+
+
+def roi_loss(fused, ir, vis, roi: torch.Tensor, intensity_target: str = "max", window: int = 11, sigma: float = 1.5):
+    """Target-aware term: SSIM + intensity + gradient, averaged over ROI pixels only.
+
+    ``(1 - SSIM(F, I)) + (1 - SSIM(F, V))``, ``|F - T|`` with T = max(I, V) (or I when
+    ``intensity_target="ir"``: keep the thermal target's radiance) and the gradient-to-max
+    difference, summed per pixel and averaged with ``roi`` as weights. 0 when the ROI is empty.
+    """
+    _check3(fused, ir, vis)
+    check_bchw(roi, "roi")
+    if intensity_target not in ("max", "ir"):
+        raise ValueError(f"roi_loss: intensity_target must be 'max' or 'ir', got {intensity_target!r}")
+    maps = target_aware_maps(fused, ir, vis, window, sigma)
+    per_pixel = maps["ssim"] + maps["int" if intensity_target == "max" else "int_ir"] + maps["grad"]
+    w = roi.float().expand_as(per_pixel)
+    if float(w.sum()) == 0.0:
+        return per_pixel.sum() * 0.0  # keeps the graph (and DDP) happy
+    return weighted_mean(per_pixel, w)
