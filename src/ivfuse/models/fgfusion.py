@@ -9,9 +9,10 @@ coupling layers (eq. 2) and a residual fidelity module that ends in ``(tanh + 1)
 The foreground extraction branch works at 1/4 resolution: deep features are refined by a dense
 block and mixed by self- and cross-attention (eq. 3) into a semantic feature ``S``, which
 predicts a foreground probability map upsampled by 4 (eq. 7) and modulates the fusion features
-through a learned scale and shift (eq. 4-5). The loss (eq. 8-11) lives in
-:mod:`ivfuse.train.recipe_fgfusion`, registered as ``"fgfusion"`` when the training engine loads
-its recipes (:func:`ivfuse.train.recipes.ensure_registered`, called by every run, new or resumed).
+through a learned scale and shift (eq. 4-5). The loss (eq. 8-11) is
+:class:`ivfuse.losses.papers.FGFusionLoss`, registered as ``"fgfusion"`` by
+:mod:`ivfuse.train.recipe_fgfusion` (loaded by every run, new or resumed). The dense block and
+the attention blocks live in :mod:`ivfuse.models.blocks`.
 
 Where the paper is silent (it gives no widths, depths, normalisations or attention form), the
 choices below are constructor arguments, documented on :class:`FGFusion`.
@@ -25,52 +26,20 @@ from torch import nn
 
 from ..infer import crop_to, pad_to_multiple
 from .base import FusionModel, check_inputs
+from .blocks import ChannelLayerNorm, DenseBlock, ModalityAttention
 from .registry import register_model
 
 __all__ = [
-    "Backbone",
-    "CouplingLayer",
-    "DenseBlock",
-    "DenseReconstruction",
-    "FGFusion",
-    "ForegroundHead",
-    "ModalityAttention",
-    "ResidualBlock",
-    "ResidualFidelity",
-    "SemanticExtraction",
-    "SemanticInjection",
-    "fgfusion",
-    "fgfusion_cpu",
+    "Backbone", "CouplingLayer", "DenseBlock", "DenseReconstruction", "FGFusion", "ForegroundHead", "ModalityAttention",
+    "ResidualBlock", "ResidualFidelity", "SemanticExtraction", "SemanticInjection", "fgfusion", "fgfusion_cpu",
 ]
-
-
-class LayerNorm2d(nn.Module):
-    """Layer normalisation over the channels of each pixel of a (B, C, H, W) tensor.
-
-    Independent of batch size and image size, so training crops and full images see the same
-    statistics.
-    """
-
-    def __init__(self, channels: int, affine: bool = True, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(channels)) if affine else None
-        self.bias = nn.Parameter(torch.zeros(channels)) if affine else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mu = x.mean(1, keepdim=True)
-        var = (x - mu).pow(2).mean(1, keepdim=True)
-        y = (x - mu) / torch.sqrt(var + self.eps)
-        if self.weight is not None:
-            y = y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
-        return y
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "layer":
-        return LayerNorm2d(channels)
+        return ChannelLayerNorm(channels, 1e-6, rsqrt=False)
     if kind == "none":
         return nn.Identity()
     raise ValueError(f"norm must be 'batch', 'layer' or 'none', got '{kind}'")
@@ -96,34 +65,6 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
-
-
-class DenseBlock(nn.Module):
-    """Dense block (DeB): each 3x3 layer sees all earlier outputs; a 1x1 conv maps back.
-
-    Args:
-        in_channels: input channels.
-        out_channels: output channels (a residual connection is added when equal to the input).
-        growth: channels each layer adds.
-        layers: number of 3x3 layers.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, growth: int = 16, layers: int = 3) -> None:
-        super().__init__()
-        self.layers = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(in_channels + i * growth, growth, 3, padding=1),
-                          nn.ReLU(inplace=True))
-            for i in range(layers)
-        )
-        self.fuse = nn.Conv2d(in_channels + layers * growth, out_channels, 1)
-        self.residual = in_channels == out_channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = [x]
-        for layer in self.layers:
-            feats.append(layer(torch.cat(feats, 1)))
-        y = self.fuse(torch.cat(feats, 1))
-        return x + y if self.residual else y
 
 
 class Backbone(nn.Module):
@@ -251,85 +192,6 @@ class DenseReconstruction(nn.Module):
         return self.merge(torch.cat((ir, vi), 1))
 
 
-class ModalityAttention(nn.Module):
-    """Pre-norm attention block: queries from ``x``, keys and values from ``context``, then an FFN.
-
-    ``Self(x)`` is ``block(x, x)``; ``Cross(x, y)`` is ``block(x, y)``. The paper cites token
-    attention (ViLBERT, LXMERT) without saying how it is made affordable on image features; two
-    forms are offered, both linear in the number of pixels:
-
-    - ``"spatial"``: every pixel attends to the context average-pooled to at most
-      ``pool x pool`` tokens (spatial-reduction attention).
-    - ``"channel"``: attention between channels over all pixels (transposed attention).
-
-    Args:
-        dim: channels of ``x`` and ``context``.
-        heads: attention heads (must divide ``dim``).
-        kind: "spatial" or "channel".
-        pool: key/value grid side for "spatial".
-        ffn_expansion: hidden width of the feed-forward part, as a multiple of ``dim``.
-        cross: a cross-attention block (its context gets its own normalisation); a self-attention
-            block ignores any context it is given.
-    """
-
-    def __init__(self, dim: int, heads: int = 2, kind: str = "spatial", pool: int = 8, ffn_expansion: int = 2,
-                 cross: bool = False) -> None:
-        super().__init__()
-        if dim % heads:
-            raise ValueError(f"ModalityAttention: heads ({heads}) must divide dim ({dim})")
-        if kind not in ("spatial", "channel"):
-            raise ValueError(f"ModalityAttention: kind must be 'spatial' or 'channel', got '{kind}'")
-        self.heads, self.kind, self.pool = heads, kind, pool
-        self.norm_q, self.norm_ffn = LayerNorm2d(dim), LayerNorm2d(dim)
-        self.norm_kv = LayerNorm2d(dim) if cross else None
-        self.q = nn.Conv2d(dim, dim, 1)
-        self.kv = nn.Conv2d(dim, 2 * dim, 1)
-        self.proj = nn.Conv2d(dim, dim, 1)
-        if kind == "channel":
-            self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
-        hidden = dim * ffn_expansion
-        self.ffn = nn.Sequential(
-            nn.Conv2d(dim, hidden, 1),
-            nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden),
-            nn.GELU(),
-            nn.Conv2d(hidden, dim, 1),
-        )
-
-    def _attend(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        nh, d = self.heads, c // self.heads
-        q = self.q(x)
-        if self.kind == "spatial":
-            ctx = context
-            if ctx.shape[-2] > self.pool or ctx.shape[-1] > self.pool:
-                ctx = F.adaptive_avg_pool2d(ctx, (min(self.pool, ctx.shape[-2]), min(self.pool, ctx.shape[-1])))
-            k, v = self.kv(ctx).chunk(2, 1)
-            q = q.reshape(b, nh, d, h * w).transpose(-1, -2)  # (B, nh, HW, d)
-            k = k.reshape(b, nh, d, -1).transpose(-1, -2)  # (B, nh, T, d)
-            v = v.reshape(b, nh, d, -1).transpose(-1, -2)
-            out = F.scaled_dot_product_attention(q, k, v)  # (B, nh, HW, d)
-            out = out.transpose(-1, -2).reshape(b, c, h, w)
-        else:
-            k, v = self.kv(context).chunk(2, 1)
-            q = F.normalize(q.reshape(b, nh, d, h * w), dim=-1)
-            k = F.normalize(k.reshape(b, nh, d, h * w), dim=-1)
-            attn = torch.softmax(q @ k.transpose(-1, -2) * self.temperature, dim=-1)  # (B, nh, d, d)
-            out = (attn @ v.reshape(b, nh, d, h * w)).reshape(b, c, h, w)
-        return self.proj(out)
-
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, C, h, w) queries and, for cross-attention, (B, C, h', w') context -> (B, C, h, w)."""
-        xn = self.norm_q(x)
-        if self.norm_kv is None:
-            cn = xn
-        elif context is None:
-            raise ValueError("ModalityAttention: a cross-attention block needs a context")
-        else:
-            cn = self.norm_kv(context)
-        x = x + self._attend(xn, cn)
-        return x + self.ffn(self.norm_ffn(x))
-
-
 class SemanticExtraction(nn.Module):
     """Semantic extraction module (SEM) with multimodal attention, eq. (3).
 
@@ -390,7 +252,7 @@ class SemanticInjection(nn.Module):
     def __init__(self, channels: int, semantic_channels: int, hidden: int = 32, norm: str = "batch") -> None:
         super().__init__()
         if norm == "layer":
-            self.norm: nn.Module = LayerNorm2d(channels, affine=False)
+            self.norm: nn.Module = ChannelLayerNorm(channels, 1e-6, affine=False, rsqrt=False)
         elif norm == "batch":
             self.norm = nn.BatchNorm2d(channels, affine=False)
         elif norm == "instance":
