@@ -20,6 +20,12 @@ def test_register_get_names_and_unknown_name():
     with pytest.raises(ValueError, match=r"did you mean green\?"):
         reg.get("gree")
     assert reg.get("blue", None) is None
+    ordered = Registry("metric", sort=False)
+    ordered.register("SD", 1)
+    ordered.register("AG", 2)
+    assert ordered.names() == ["SD", "AG"] and ordered.names(sort=True) == ["AG", "SD"]
+    with pytest.raises(ValueError, match="registered: SD, AG"):
+        ordered.get("EN")
 
 
 def test_same_object_again_is_accepted_a_different_one_refused():

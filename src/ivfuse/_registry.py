@@ -37,7 +37,9 @@ class Registry(MutableMapping[str, T], Generic[T]):
         kind: what the names are, used in error messages ("model", "loss", ...).
         normalize: maps a spelling to its lookup key (default: the name itself).
         same: decides whether an object given again under a taken name is the registered one
-            (default: identity); registering an equal object again is a no-op.
+            (default: identity); registering it again replaces the entry.
+        sort: :meth:`names` (and the error messages) list the names sorted; False keeps the
+            registration order (a table order, e.g. the metrics').
     """
 
     def __init__(
@@ -45,8 +47,10 @@ class Registry(MutableMapping[str, T], Generic[T]):
         kind: str,
         normalize: Callable[[str], str] | None = None,
         same: Callable[[T, T], bool] | None = None,
+        sort: bool = True,
     ) -> None:
         self.kind = kind
+        self._sort = sort
         self._normalize = normalize
         self._same = same or (lambda a, b: a is b)
         self._items: dict[str, T] = {}
@@ -102,10 +106,15 @@ class Registry(MutableMapping[str, T], Generic[T]):
                 raise
             return default
 
-    def names(self, pattern: str = "*", sort: bool = True) -> list[str]:
-        """Registered names matching a shell-style ``pattern``, sorted (or in registration order)."""
+    def names(self, pattern: str = "*", sort: bool | None = None) -> list[str]:
+        """Registered names matching a shell-style ``pattern``, sorted or in registration order.
+
+        Args:
+            pattern: e.g. ``"pomai*"``.
+            sort: sort them; None uses the registry's setting.
+        """
         found = [n for n in self._items if fnmatch.fnmatch(n, pattern)]
-        return sorted(found) if sort else found
+        return sorted(found) if (self._sort if sort is None else sort) else found
 
     def unknown(self, name: object) -> ValueError:
         """The error for an unknown name: close matches first, then every registered name."""

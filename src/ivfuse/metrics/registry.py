@@ -14,6 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .._registry import Registry
 from ._memo import Memo
 from .conventions import CONVENTIONS, Planes, check_convention
 from .gradient import _nabf, _qabf, average_gradient, edge_intensity, spatial_frequency
@@ -184,14 +185,15 @@ _ENTRIES = [
 ]
 # fmt: on
 
-METRICS: dict[str, MetricInfo] = {m.name: m for m in _ENTRIES}
-
-
 def _key(name: str) -> str:
     return name.lower().replace("-", "").replace("_", "").replace(" ", "")
 
 
-_LOOKUP = {_key(m.name): m.name for m in _ENTRIES} | {_key(a): m.name for m in _ENTRIES for a in m.aliases}
+#: The metric table in its stable order: canonical name -> :class:`MetricInfo`; lookups ignore case,
+#: ``-``, ``_`` and spaces and accept the aliases.
+METRICS: Registry[MetricInfo] = Registry("metric", normalize=_key, sort=False)
+for _m in _ENTRIES:
+    METRICS.register(_m.name, _m, aliases=_m.aliases)
 
 
 def resolve_metric(name: str) -> str:
@@ -200,10 +202,7 @@ def resolve_metric(name: str) -> str:
     Raises:
         ValueError: unknown name; the message lists the valid ones.
     """
-    canonical = _LOOKUP.get(_key(name)) if isinstance(name, str) else None
-    if canonical is None:
-        raise ValueError(f"unknown metric {name!r}; valid metrics: {', '.join(METRICS)}")
-    return canonical
+    return METRICS.canonical(name)
 
 
 def list_metrics(convention: str | None = None) -> list[str]:

@@ -15,7 +15,6 @@ stem; nothing is ever unpickled and nothing is downloaded.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,8 +24,10 @@ import torch
 from torch import nn
 
 from .._files import atomic_write, sha256_file
+from .._registry import Registry
 
 __all__ = [
+    "MODELS",
     "WeightCard",
     "ModelEntry",
     "register_model",
@@ -127,7 +128,9 @@ class ModelEntry:
         return "available" if card is not None and card.available() else "none"
 
 
-_REGISTRY: dict[str, ModelEntry] = {}
+#: The registered model variants: name -> :class:`ModelEntry` (a function registered again replaces its entry).
+MODELS: Registry[ModelEntry] = Registry("model", same=lambda old, new: old.fn is new.fn)
+_REGISTRY = MODELS  # the old private name, still used by tests that register and drop a model
 
 
 def register_model(
@@ -144,10 +147,8 @@ def register_model(
 
     def deco(f: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         key = name or f.__name__
-        if key in _REGISTRY and _REGISTRY[key].fn is not f:
-            raise ValueError(f"model '{key}' is already registered")
         doc = (f.__doc__ or "").strip().splitlines()
-        _REGISTRY[key] = ModelEntry(key, f, weights, trainable, doc[0] if doc else "")
+        MODELS.register(key, ModelEntry(key, f, weights, trainable, doc[0] if doc else ""))
         return f
 
     return deco(fn) if fn is not None else deco
@@ -166,19 +167,20 @@ def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
         pretrained: only models whose weights ship with the package (training-free models count).
     """
     _ensure_builtin()
-    names = sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+    names = MODELS.names(pattern)
     if pretrained:
-        names = [n for n in names if _REGISTRY[n].weights_status() in ("available", "training-free")]
+        names = [n for n in names if MODELS[n].weights_status() in ("available", "training-free")]
     return names
 
 
 def get_model_entry(name: str) -> ModelEntry:
+    """The registered entry of ``name``.
+
+    Raises:
+        ValueError: unknown name; the message names close matches and every registered model.
+    """
     _ensure_builtin()
-    if name not in _REGISTRY:
-        close = fnmatch.filter(_REGISTRY, f"*{name}*")
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown model '{name}'{hint} Registered: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
+    return MODELS.get(name)
 
 
 def load_checkpoint(
@@ -281,7 +283,7 @@ def create_model(
         if card is not None and card.available():
             load_checkpoint(model, card.path(), sha256=card.sha256)
         elif pretrained:
-            have = [n for n in list_models(pretrained=True) if _REGISTRY[n].trainable]
+            have = [n for n in list_models(pretrained=True) if MODELS[n].trainable]
             raise MissingWeightsError(name, have)
     model.eval()
     if device is not None:
