@@ -55,8 +55,8 @@ class SharedEncoder(nn.Module):
         num_blocks: Restormer blocks (four in the paper).
         num_heads: MDTA heads.
         ffn_expansion: GDFN hidden width as a multiple of C.
-        stride: 1 in the paper. The CPU variant uses 2: a pixel-unshuffle folds each 2x2 patch into channels
-            before the embedding, so the blocks run on (H/2, W/2) (the decoder unfolds it again).
+        stride: 1 in the paper. The CPU variant uses 4: a pixel-unshuffle folds each 4x4 patch into channels
+            before the embedding, so the blocks run on (H/4, W/4) (the decoder unfolds it again).
 
     Shape:
         (B, 1, H, W) -> (B, C, H / stride, W / stride); H and W must be multiples of ``stride``.
@@ -238,9 +238,10 @@ class PoMAI(FusionModel):
         use_camn: False is ablation II (x_camn = x_enc^V).
         use_micm: False is ablation III (the stage-one network only, eq. 12 at all times).
         lsh_seed: seed of the eval-mode LSH rotations.
-        stride: 1 (paper) processes features at full resolution; 2 (CPU variant) folds 2x2 patches into channels
-            (pixel-unshuffle) before the encoder and unfolds them in the decoder head, a 4x cheaper network. Inputs
-            whose sides are not multiples of ``stride`` are reflection-padded and cropped back internally.
+        stride: 1 (paper) processes features at full resolution; ``s > 1`` folds s x s patches into channels
+            (pixel-unshuffle) before the encoder and unfolds them in the decoder head, so every module runs on
+            s**2 times fewer positions (``pomai_cpu``: 4, 4x4 patches at 1/4 resolution). Inputs whose sides are
+            not multiples of ``stride`` are reflection-padded and cropped back internally.
         detail_skip: a full-resolution 3x3 conv of [ir, vis] added to the decoder's output logits (CPU variant
             only, see :class:`Decoder`).
 
