@@ -58,7 +58,8 @@ def deformed(methods=METHODS, params=None) -> list[dict]:
                 after = float(np.abs(out - ir)[valid].mean())
                 row[m] = {"ratio": after / before, "mad_before": before, "mad_after": after,
                           "valid": float(valid.mean()), "inliers": reg.inliers, "seconds": time.perf_counter() - t,
-                          **({"note": reg.extra["homography_error"]} if "homography_error" in reg.extra else {})}
+                          **({"note": reg.extra["homography_error"]} if "homography_error" in reg.extra else {}),
+                          **({"dense": reg.extra["dense"]} if "dense" in reg.extra else {})}
             rows.append(row)
             cells = " ".join(f"{m}={row[m].get('ratio', float('nan')):.3f}" for m in methods)
             print(f"{row['pair']:18s} {cells}", file=sys.stderr, flush=True)
@@ -191,9 +192,11 @@ def main() -> int:
     ap.add_argument("--control", action="store_true", help="also register the visible image into its canvas")
     ap.add_argument("--refine", choices=("structure", "none"), default="structure",
                     help="fine stage: structure search (default) or keypoints only (the earlier method)")
+    ap.add_argument("--dense", choices=("ngf", "dis"), default="ngf",
+                    help="dense stage of flow/both: NGF optimisation (default) or DIS optical flow (the earlier one)")
     ap.add_argument("-o", "--output", default=str(ROOT / "benchmarks" / "results" / "registration.json"))
     args = ap.parse_args()
-    params = RegistrationParams(refine=args.refine)
+    params = RegistrationParams(refine=args.refine, dense=args.dense)
     out: dict = {"command": "python " + " ".join(["benchmarks/registration.py", *sys.argv[1:]])}
     if args.only in (None, "deformed"):
         out["deformed"] = deformed(params=params)

@@ -1,13 +1,14 @@
-"""The dense residual after a global transform: edge-weighted, smoothed DIS optical flow on structure maps."""
+"""The dense residual after a global transform: NGF optimisation (:mod:`.ngf`) or edge-weighted DIS flow."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from .features import to_u8
+from .ngf import ngf_field
 from .transform import Registration, RegistrationError, needs_cv2
 
-__all__ = ["dense_residual"]
+__all__ = ["dense_residual", "dense_stage"]
 
 
 def dense_residual(fs: np.ndarray, ms: np.ndarray, reg: Registration, p, name: str) -> np.ndarray:
@@ -37,3 +38,28 @@ def dense_residual(fs: np.ndarray, ms: np.ndarray, reg: Registration, p, name: s
         den = cv2.GaussianBlur(wgt, (0, 0), sm)
         total += np.stack([cv2.GaussianBlur(flow[..., c] * wgt, (0, 0), sm) / den for c in range(2)], axis=-1)
     return np.clip(total, -p.flow_max, p.flow_max).astype(np.float32)
+
+
+def dense_stage(fs: np.ndarray, ms: np.ndarray, fg: np.ndarray, mg: np.ndarray, reg: Registration, p,
+                name: str) -> np.ndarray | None:
+    """The dense residual of ``p.dense`` after ``reg``'s homography (None: none that helps).
+
+    ``fs``/``ms`` are the structure maps (for DIS), ``fg``/``mg`` the gray images (for NGF).
+    ``p.dense``: "dis", "ngf" (NGF from the homography), "dis+ngf" (NGF from the DIS field) or
+    "auto": "dis+ngf" when ``reg`` is the coarse stage alone (method "flow": DIS's patch search
+    reaches the large residuals a coarse transform leaves), "ngf" after a homography ("both").
+    With NGF, the distances before and after go to ``reg.extra["dense"]``.
+    """
+    stage = p.dense
+    if stage == "auto":
+        stage = "dis+ngf" if reg.method == "flow" else "ngf"
+    if stage not in ("dis", "ngf", "dis+ngf"):
+        raise ValueError(f"unknown dense stage '{p.dense}'; use auto, ngf, dis or dis+ngf")
+    flow = dense_residual(fs, ms, reg, p, name) if stage in ("dis", "dis+ngf") else None
+    if stage == "dis":
+        return flow
+    start = Registration(reg.homography, flow, reg.fixed_shape, method=reg.method, moving_shape=reg.moving_shape,
+                         name=name)
+    refined, info = ngf_field(fg, mg, start, p.ngf, name)
+    reg.extra["dense"] = {"stage": stage if refined is not None else ("dis" if flow is not None else "none"), **info}
+    return refined if refined is not None else flow

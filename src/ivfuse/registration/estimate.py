@@ -24,12 +24,13 @@ perspective distortion, rotation from the coarse estimate, inlier count and rati
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .features import as_gray, check_texture, structure_map, to_u8
-from .dense import dense_residual as _dense_residual
+from .dense import dense_stage as _dense
+from .ngf import NGFParams
 from .refine import refine_global, structure_ncc
 from .transform import Registration, RegistrationError, map_points, needs_cv2
 
@@ -74,6 +75,11 @@ class RegistrationParams:
             the better of those and the keypoint result is kept) or "none" (keypoints only).
         refine_levels: pyramid factors of that search, coarsest first.
         refine_affine: free a full affine after the similarity on the finest level.
+        dense: the dense stage of "flow" and "both": "ngf" (a smooth field optimised on
+            normalised gradient fields, :mod:`ivfuse.registration.ngf`), "dis" (edge-weighted
+            DIS optical flow on structure maps), "dis+ngf" (NGF from the DIS field) or "auto"
+            ("dis+ngf" for "flow", "ngf" for "both"; :func:`.dense.dense_stage`).
+        ngf: settings of the "ngf" stage.
     """
 
     coarse_min_scale: float = 0.4
@@ -102,6 +108,8 @@ class RegistrationParams:
     refine: str = "structure"
     refine_levels: tuple[int, ...] = (4, 2, 1)
     refine_affine: bool = False
+    dense: str = "auto"
+    ngf: NGFParams = field(default_factory=NGFParams)
 
 
 def estimate(fixed: np.ndarray, moving: np.ndarray, method: str = "homography", name: str = "",
@@ -149,7 +157,7 @@ def estimate(fixed: np.ndarray, moving: np.ndarray, method: str = "homography", 
     reg = Registration(homography=hom, flow=None, fixed_shape=fg.shape, method=method, inliers=inliers,
                        moving_shape=mg.shape, matches=matches, coarse_scale=cscale, name=name, extra=extra)
     if method in ("flow", "both"):
-        reg.flow = _dense_residual(fs, ms, reg, p, name)
+        reg.flow = _dense(fs, ms, fg, mg, reg, p, name)
     reg.scale, reg.angle = _scale_angle(hom, mg.shape)
     reg.score = _score(fs, ms, reg)
     return reg
@@ -160,7 +168,9 @@ def refine_flow(fixed: np.ndarray, moving: np.ndarray, reg: Registration,
     """The dense residual (H, W, 2) float32 of ``moving`` after ``reg``'s homography (images as in :func:`estimate`)."""
     p = params or RegistrationParams()
     fg, mg = as_gray(fixed, "fixed", reg.name), as_gray(moving, "moving", reg.name)
-    return _dense_residual(structure_map(fg), structure_map(mg), reg, p, reg.name)
+    flow = _dense(structure_map(fg), structure_map(mg), fg, mg, reg, p, reg.name)
+    return np.zeros((*fg.shape, 2), np.float32) if flow is None else flow
+
 
 
 # ----------------------------------------------------------------------------------------------
