@@ -26,6 +26,7 @@ __all__ = [
     "separable_matmul",
     "sobel_magnitude",
     "safe_pad",
+    "separable_conv",
     "box_filter",
     "gaussian_kernel1d",
     "gaussian_blur",
@@ -35,11 +36,18 @@ __all__ = [
 ]
 
 
-def check_bchw(t: torch.Tensor, name: str) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``t`` is a 4-D (B, C, H, W) tensor."""
-    if not isinstance(t, torch.Tensor) or t.dim() != 4:
+def check_bchw(t: torch.Tensor, name: str, channels: int | None = None) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``t`` is a 4-D (B, C, H, W) tensor.
+
+    Args:
+        t: the tensor to check.
+        name: what the error message calls it.
+        channels: the number of channels C it must have (any when None).
+    """
+    c = "C" if channels is None else str(channels)
+    if not isinstance(t, torch.Tensor) or t.dim() != 4 or (channels is not None and t.shape[1] != channels):
         shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-        raise ValueError(f"{name}: expected a (B, C, H, W) tensor, got {shape}")
+        raise ValueError(f"{name}: expected shape (B, {c}, H, W), got {shape}")
 
 
 def safe_pad(x: torch.Tensor, pad: tuple[int, int, int, int], mode: str = "reflect") -> torch.Tensor:
@@ -98,7 +106,17 @@ def gaussian_kernel1d(sigma: float, radius: int | None = None, dtype=torch.float
     return (k / k.sum()).to(dtype=dtype, device=device)
 
 
-def _sep_conv(x: torch.Tensor, k: torch.Tensor, mode: str) -> torch.Tensor:
+def separable_conv(x: torch.Tensor, k: torch.Tensor, mode: str = "reflect") -> torch.Tensor:
+    """The same odd 1-D kernel along W then H, each channel on its own, padded by ``mode`` (see :func:`safe_pad`).
+
+    Args:
+        x: (B, C, H, W).
+        k: 1-D kernel of odd length, x's dtype and device.
+        mode: padding mode.
+
+    Returns:
+        (B, C, H, W), the input's shape.
+    """
     b, c, h, w = x.shape
     r = (k.numel() - 1) // 2
     y = x.reshape(b * c, 1, h, w)
@@ -117,7 +135,7 @@ def gaussian_blur(x: torch.Tensor, sigma: float, radius: int | None = None, mode
     r = (k.numel() - 1) // 2
     if mode == "reflect" and (r >= x.shape[-1] or r >= x.shape[-2]):
         mode = "replicate"
-    return _sep_conv(x, k, mode)
+    return separable_conv(x, k, mode)
 
 
 def _conv3x3(x: torch.Tensor, kernel: torch.Tensor, mode: str) -> torch.Tensor:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..filters import check_bchw
+
 __all__ = ["FusionModel", "check_inputs"]
 
 
@@ -13,8 +15,7 @@ def check_inputs(ir: torch.Tensor, vis: torch.Tensor) -> None:
     for name, t in (("ir", ir), ("vis", vis)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
-        if t.dim() != 4 or t.shape[1] != 1:
-            raise ValueError(f"{name}: expected shape (B, 1, H, W), got {tuple(t.shape)}")
+        check_bchw(t, name, channels=1)
     if ir.shape != vis.shape:
         raise ValueError(f"ir and vis must have the same shape, got {tuple(ir.shape)} and {tuple(vis.shape)}")
 

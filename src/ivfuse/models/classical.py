@@ -19,7 +19,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..filters import box_filter, gaussian_blur, guided_filter, laplacian, safe_pad
+from ..filters import box_filter, gaussian_blur, guided_filter, laplacian, separable_conv
 from .base import FusionModel, check_inputs
 from .registry import register_model
 
@@ -63,10 +63,7 @@ _BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
 
 
 def _blur5(x: torch.Tensor) -> torch.Tensor:
-    k = _BINOMIAL.to(dtype=x.dtype, device=x.device)
-    y = safe_pad(x, (2, 2, 2, 2), mode="reflect")
-    y = F.conv2d(y, k.view(1, 1, 1, 5).expand(x.shape[1], 1, 1, 5), groups=x.shape[1])
-    return F.conv2d(y, k.view(1, 1, 5, 1).expand(x.shape[1], 1, 5, 1), groups=x.shape[1])
+    return separable_conv(x, _BINOMIAL.to(dtype=x.dtype, device=x.device), mode="reflect")
 
 
 def _up(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
