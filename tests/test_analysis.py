@@ -130,9 +130,9 @@ def test_analyze_cli_end_to_end(tmp_path, capsys):
     assert "analysed 6 pairs" in printed
     rows = list(csv.DictReader(open(out / "analysis_pairs.csv")))
     assert [r["image"] for r in rows] == [f"p{i}" for i in range(6)]
-    from ivfuse.io import _as_gray, read_image
+    from ivfuse.io import as_gray, read_image
 
-    expect = an.pair_stats("p3", _as_gray(read_image(ds / "ir" / "p3.png")), _as_gray(read_image(ds / "vi" / "p3.png")))
+    expect = an.pair_stats("p3", as_gray(read_image(ds / "ir" / "p3.png")), as_gray(read_image(ds / "vi" / "p3.png")))
     assert float(rows[3]["GCR_ir"]) == pytest.approx(expect.ir["GCR"], rel=1e-6)
     assert float(rows[3]["H_vis"]) == pytest.approx(expect.vis["H"], rel=1e-6)
     assert float(rows[3]["js"]) == pytest.approx(expect.js, rel=1e-6)

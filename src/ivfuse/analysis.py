@@ -323,7 +323,7 @@ def analyze_pairs(pairs: Sequence[PairPaths], clusters: int = 3, cluster_on: str
     """
     from tqdm import tqdm
 
-    from .io import _as_gray, read_image
+    from .io import as_gray, read_image
 
     if clusters < 1:
         raise ValueError(f"--clusters must be at least 1, got {clusters}")
@@ -332,7 +332,7 @@ def analyze_pairs(pairs: Sequence[PairPaths], clusters: int = 3, cluster_on: str
     stats, skipped = [], []
     for pp in tqdm(pairs, desc="analysing", unit="pair", disable=not progress, dynamic_ncols=True):
         try:
-            ir, vis = _as_gray(read_image(pp.ir)), _as_gray(read_image(pp.vis))
+            ir, vis = as_gray(read_image(pp.ir)), as_gray(read_image(pp.vis))
             stats.append(pair_stats(pp.name, ir, vis))
         except (OSError, ValueError) as exc:
             skipped.append((pp.name, " ".join(str(exc).split())))

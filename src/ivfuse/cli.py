@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "check_model_choice"]
 
 
 def _err(msg: str) -> None:
@@ -71,7 +71,7 @@ def _tile_arg(value: str):
     return n or None
 
 
-def _check_model(name: str, checkpoint: str | None, checkpoint_option: bool = True) -> None:
+def check_model_choice(name: str, checkpoint: str | None, checkpoint_option: bool = True) -> None:
     """Fail before any work for an unknown model, or a network without weights and no --checkpoint."""
     from .models import get_model_entry, list_models
 
@@ -96,7 +96,7 @@ def _cmd_fuse(args) -> int:
     name = model if args.backend == "torch" else f"{model}, onnxruntime"
     onnx_file = model.lower().endswith(".onnx")
     if not onnx_file:
-        _check_model(model, args.checkpoint)
+        check_model_choice(model, args.checkpoint)
     select_device(args.device)
     if args.backend != "torch" or onnx_file:
         from .export import load_model
@@ -212,7 +212,7 @@ def _cmd_demo(args) -> int:
     from .io import write_image
 
     model = args.model or api.DEFAULT_MODEL
-    _check_model(model, None, checkpoint_option=False)
+    check_model_choice(model, None, checkpoint_option=False)
     ir, vis, _ = make_demo_pair()
     out = Path(args.output)
     fused = api.fuse(ir, vis, model, device=args.device)

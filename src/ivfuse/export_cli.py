@@ -23,11 +23,11 @@ def add_parser(sub) -> None:
 
 def _cmd_export(args) -> int:
     from . import api
-    from .cli import _check_model
+    from .cli import check_model_choice
     from .export import DEFAULT_OPSET, export_onnx
 
     model = args.model or api.DEFAULT_MODEL
-    _check_model(model, args.checkpoint)
+    check_model_choice(model, args.checkpoint)
     opset = DEFAULT_OPSET if args.opset is None else args.opset
     if not 7 <= opset <= 25:
         raise ValueError(f"--opset must be between 7 and 25, got {opset}")

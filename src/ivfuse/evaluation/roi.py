@@ -42,11 +42,11 @@ def roi_source(spec: str | os.PathLike) -> RoiSource:
     from .. import data
 
     if str(spec) == "pseudo":
-        from ..io import _as_gray, to_float
+        from ..io import as_gray, to_float
 
         def pseudo(pp: PairPaths, ir: np.ndarray) -> np.ndarray:
             # The infrared as the training engine sees it (float [0, 1], BT.601 gray): the same pseudo-ROIs.
-            return data.pseudo_labels(_as_gray(to_float(ir)))[1]
+            return data.pseudo_labels(as_gray(to_float(ir)))[1]
 
         pseudo.empty_reason = "empty pseudo-ROI (no warm region stands out in the infrared)"  # type: ignore[attr-defined]
         return pseudo

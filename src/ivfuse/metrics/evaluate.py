@@ -9,7 +9,7 @@ import numpy as np
 from ._inputs import to_float255
 from ._memo import Memo
 from .conventions import DEFAULT_CONVENTION, Planes, check_convention, prepare_fused, prepare_sources
-from .reference import _min_size
+from .reference import ssim_min_size
 from .registry import METRICS, list_metrics, resolve_metric
 from .roi import roi_mask
 
@@ -96,9 +96,9 @@ class FusionEvaluator:
     def _setup(self, ir: np.ndarray, vis: np.ndarray, names: list[str], convention: str, roi) -> None:
         if ir.shape[:2] != vis.shape[:2]:
             raise ValueError(f"shape mismatch: ir {ir.shape}, vis {vis.shape} (H and W must agree)")
-        if any(METRICS[n].windowed for n in names) and min(ir.shape[:2]) < _min_size(convention):
+        if any(METRICS[n].windowed for n in names) and min(ir.shape[:2]) < ssim_min_size(convention):
             raise ValueError(
-                f"SSIM under {convention!r} needs images of at least {_min_size(convention)} pixels per side, "
+                f"SSIM under {convention!r} needs images of at least {ssim_min_size(convention)} pixels per side, "
                 f"got {ir.shape}"
             )
         self.metrics = names

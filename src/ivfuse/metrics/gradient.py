@@ -93,7 +93,7 @@ _QABF = {"Tg": 0.9994, "kg": -15.0, "Dg": 0.5, "Ta": 0.9879, "ka": -22.0, "Da": 
 # Value range each reference feeds Qabf: it only matters where the reference sets the strength
 # term to gF (where gA == gF exactly); VIFB multiplies the 0..255 image by 255 (``255*im2double``
 # of a double), CDDFuse passes 0..255. Tang passes ``im2double`` images (0..1), whose Sobel
-# responses are not exact: that convention has its own edge maps (:func:`_qabf_edges_unit`).
+# responses are not exact: that convention has its own edge maps (:func:`qabf_edges_unit`).
 _QABF_SCALE = {"vifb": 255.0, "cddfuse": 1.0}
 
 
@@ -123,7 +123,7 @@ def _qabf_edges(img: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray, 
     return g_sq, g, a
 
 
-def _qabf_edges_unit(img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def qabf_edges_unit(img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Strength (twice) and orientation of ``img / 255`` as MATLAB's ``conv2(img, h, 'same')`` computes them in double.
 
     Tang's evaluator feeds Qabf ``im2double`` images (k / 255). Their Sobel responses are sums of
@@ -229,12 +229,13 @@ def qabf(fused, *, ir, vis, convention: str = DEFAULT_CONVENTION) -> float:
     """
     convention = check_convention(convention)
     f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=1)
-    return _qabf(a, b, f, convention)
+    return qabf_planes(a, b, f, convention)
 
 
-def _qabf(a: np.ndarray, b: np.ndarray, f: np.ndarray, convention: str, memo: Memo | None = None) -> float:
+def qabf_planes(a: np.ndarray, b: np.ndarray, f: np.ndarray, convention: str, memo: Memo | None = None) -> float:
+    """Qabf of prepared planes: a visible, b infrared, f fused, each (H, W) float64 in 0..255."""
     if convention == "tang":
-        edges_a, edges_b, edges_f = (cached(memo, ("qabf", "unit"), x, _qabf_edges_unit) for x in (a, b, f))
+        edges_a, edges_b, edges_f = (cached(memo, ("qabf", "unit"), x, qabf_edges_unit) for x in (a, b, f))
     else:
         scale = _QABF_SCALE[convention]
         edges_a, edges_b, edges_f = (
@@ -343,10 +344,11 @@ def nabf(fused, *, ir, vis) -> float:
         Nabf in [0, 1]. Lower is better; 0 when F adds no edge.
     """
     f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=2)
-    return _nabf(a, b, f)
+    return nabf_planes(a, b, f)
 
 
-def _nabf(a: np.ndarray, b: np.ndarray, f: np.ndarray, memo: Memo | None = None) -> float:
+def nabf_planes(a: np.ndarray, b: np.ndarray, f: np.ndarray, memo: Memo | None = None) -> float:
+    """Nabf of prepared planes: a visible, b infrared, f fused, each (H, W) float64 in 0..255."""
     dx_a, dy_a, g_sq_a, w_a, sum_a = cached(memo, ("nabf",), a, _nabf_features)
     dx_b, dy_b, g_sq_b, w_b, sum_b = cached(memo, ("nabf",), b, _nabf_features)
     dx_f, dy_f, g_sq_f, _, _ = cached(memo, ("nabf",), f, _nabf_features)

@@ -145,12 +145,13 @@ def mutual_information(fused, *, ir, vis, convention: str = DEFAULT_CONVENTION) 
     """
     convention = check_convention(convention)
     f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=1)
-    return _mutual_information(a, b, f, convention)
+    return mutual_information_planes(a, b, f, convention)
 
 
-def _mutual_information(
+def mutual_information_planes(
     a: np.ndarray, b: np.ndarray, f: np.ndarray, convention: str, memo: Memo | None = None
 ) -> float:
+    """MI(a, f) + MI(b, f) of prepared (H, W) float64 planes in 0..255 (a visible, b infrared)."""
     return _mi_pair(a, f, convention, memo) + _mi_pair(b, f, convention, memo)
 
 
@@ -180,8 +181,9 @@ def cross_entropy(fused, *, ir, vis) -> float:
         Cross entropy in bits. Lower is better; 0 when ``fused`` has the histogram of both sources.
     """
     f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=1)
-    return _cross_entropy(a, b, f)
+    return cross_entropy_planes(a, b, f)
 
 
-def _cross_entropy(a: np.ndarray, b: np.ndarray, f: np.ndarray, memo: Memo | None = None) -> float:
+def cross_entropy_planes(a: np.ndarray, b: np.ndarray, f: np.ndarray, memo: Memo | None = None) -> float:
+    """Mean cross entropy of a and b against f, prepared (H, W) float64 planes in 0..255."""
     return (_cross_entropy_pair(a, f, memo) + _cross_entropy_pair(b, f, memo)) / 2.0

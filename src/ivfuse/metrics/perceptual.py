@@ -163,10 +163,11 @@ def vif(fused, *, ir, vis, convention: str = DEFAULT_CONVENTION) -> float:
     """
     convention = check_convention(convention)
     f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=1)
-    return _vif(a, b, f, convention)
+    return vif_planes(a, b, f, convention)
 
 
-def _vif(a: np.ndarray, b: np.ndarray, f: np.ndarray, convention: str, memo: Memo | None = None) -> float:
+def vif_planes(a: np.ndarray, b: np.ndarray, f: np.ndarray, convention: str, memo: Memo | None = None) -> float:
+    """VIFp(a, f) + VIFp(b, f) of prepared (H, W) float64 planes in 0..255 (a visible, b infrared)."""
     total = 0.0
     for num, den in _vifp_terms([a, b], f, memo):
         value = _ratio(num, den)
@@ -261,10 +262,11 @@ def qcb(fused, *, ir, vis) -> float:
         Qcb in [0, 1]. Higher is better.
     """
     f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=2)
-    return _qcb(a, b, f)
+    return qcb_planes(a, b, f)
 
 
-def _qcb(a: np.ndarray, b: np.ndarray, f: np.ndarray, memo: Memo | None = None) -> float:
+def qcb_planes(a: np.ndarray, b: np.ndarray, f: np.ndarray, memo: Memo | None = None) -> float:
+    """Qcb of prepared planes: a visible, b infrared, f fused, each (H, W) float64 in 0..255."""
     c1, c2, cf = (cached(memo, ("qcb",), x, lambda im: _qcb_masked_contrast(im, memo)) for x in (a, b, f))
     with np.errstate(divide="ignore", invalid="ignore"):
         # The smaller of the two over the larger (NaN when both are 0, as cf / c1 gives then).
@@ -329,10 +331,11 @@ def qcv(fused, *, ir, vis) -> float:
         Qcv >= 0 (typically hundreds to thousands). Lower is better; 0 when F = A = B.
     """
     f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=2)
-    return _qcv(a, b, f)
+    return qcv_planes(a, b, f)
 
 
-def _qcv(a: np.ndarray, b: np.ndarray, f: np.ndarray, memo: Memo | None = None) -> float:
+def qcv_planes(a: np.ndarray, b: np.ndarray, f: np.ndarray, memo: Memo | None = None) -> float:
+    """Qcv of prepared planes: a visible, b infrared, f fused, each (H, W) float64 in 0..255."""
     h, w = f.shape
     csf = _qcv_csf((h, w))
     spec_f = _normalised_spectrum(f, memo)

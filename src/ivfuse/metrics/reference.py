@@ -40,10 +40,11 @@ def mse(fused, *, ir, vis, convention: str = DEFAULT_CONVENTION) -> float:
     """
     convention = check_convention(convention)
     f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=1)
-    return _mse(a, b, f, convention)
+    return mse_planes(a, b, f, convention)
 
 
-def _mse(a: np.ndarray, b: np.ndarray, f: np.ndarray, convention: str) -> float:
+def mse_planes(a: np.ndarray, b: np.ndarray, f: np.ndarray, convention: str) -> float:
+    """Mean of MSE(a, f) and MSE(b, f), prepared (H, W) float64 planes in 0..255, in the convention's range."""
     value = (_mean_sq(a, f) + _mean_sq(b, f)) / 2.0
     return value / (255.0 * 255.0) if convention == "tang" else value
 
@@ -71,13 +72,14 @@ def rmse(fused, *, ir, vis, convention: str = DEFAULT_CONVENTION) -> float:
     """
     convention = check_convention(convention)
     f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=1)
-    return _rmse(a, b, f, convention)
+    return rmse_planes(a, b, f, convention)
 
 
-def _rmse(a: np.ndarray, b: np.ndarray, f: np.ndarray, convention: str) -> float:
+def rmse_planes(a: np.ndarray, b: np.ndarray, f: np.ndarray, convention: str) -> float:
+    """RMSE of prepared planes (a visible, b infrared, f fused), (H, W) float64 in 0..255."""
     if convention == "vifb":
         return _vifb_rmse(a, b, f)
-    return math.sqrt(_mse(a, b, f, convention))
+    return math.sqrt(mse_planes(a, b, f, convention))
 
 
 def psnr(fused, *, ir, vis, convention: str = DEFAULT_CONVENTION) -> float:
@@ -96,16 +98,17 @@ def psnr(fused, *, ir, vis, convention: str = DEFAULT_CONVENTION) -> float:
     """
     convention = check_convention(convention)
     f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=1)
-    return _psnr(a, b, f, convention)
+    return psnr_planes(a, b, f, convention)
 
 
-def _psnr(a: np.ndarray, b: np.ndarray, f: np.ndarray, convention: str) -> float:
+def psnr_planes(a: np.ndarray, b: np.ndarray, f: np.ndarray, convention: str) -> float:
+    """PSNR of prepared planes (a visible, b infrared, f fused), (H, W) float64 in 0..255."""
     with np.errstate(divide="ignore"):
         if convention == "vifb":
             return float(20.0 * np.log10(255.0 / np.sqrt(_vifb_rmse(a, b, f))))
         if convention == "cddfuse":
-            return float(10.0 * np.log10(np.max(f) ** 2 / np.float64(_mse(a, b, f, "cddfuse"))))
-        return float(20.0 * np.log10(255.0 / np.sqrt(np.float64(_mse(a, b, f, "tang")))))
+            return float(10.0 * np.log10(np.max(f) ** 2 / np.float64(mse_planes(a, b, f, "cddfuse"))))
+        return float(20.0 * np.log10(255.0 / np.sqrt(np.float64(mse_planes(a, b, f, "tang")))))
 
 
 # SSIM windows. VIFB and Tang: MATLAB fspecial('gaussian', 11, 1.5), 'valid' filtering, L = 255.
@@ -236,7 +239,8 @@ def _ssim_maps(sources: list[np.ndarray], f: np.ndarray, convention: str, memo: 
     return _gauss_maps(sources, f, memo), len(_GAUSS) // 2
 
 
-def _min_size(convention: str) -> int:
+def ssim_min_size(convention: str) -> int:
+    """Smallest image side the convention's SSIM window fits in, in pixels."""
     return _SK_WIN if convention == "cddfuse" else len(_GAUSS)
 
 
@@ -255,7 +259,7 @@ def ssim_map(fused, *, source, convention: str = DEFAULT_CONVENTION) -> np.ndarr
         The SSIM map, float64, values in [-1, 1].
     """
     convention = check_convention(convention)
-    f, x = as_planes((fused, "fused"), (source, "source"), min_size=_min_size(convention))
+    f, x = as_planes((fused, "fused"), (source, "source"), min_size=ssim_min_size(convention))
     maps, _ = _ssim_maps([x], f, convention)
     return np.asarray(maps[0], dtype=np.float64)
 
@@ -280,11 +284,12 @@ def ssim(fused, *, ir, vis, convention: str = DEFAULT_CONVENTION) -> float:
         Combined SSIM. Higher is better.
     """
     convention = check_convention(convention)
-    f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=_min_size(convention))
-    return _ssim(a, b, f, convention)
+    f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=ssim_min_size(convention))
+    return ssim_planes(a, b, f, convention)
 
 
-def _ssim(a: np.ndarray, b: np.ndarray, f: np.ndarray, convention: str, memo: Memo | None = None) -> float:
+def ssim_planes(a: np.ndarray, b: np.ndarray, f: np.ndarray, convention: str, memo: Memo | None = None) -> float:
+    """SSIM of f against a and b (summed or averaged per convention), (H, W) float64 planes in 0..255."""
     maps, _ = _ssim_maps([a, b], f, convention, memo)
     return _combine([float(m.mean(dtype=np.float64)) for m in maps], convention)
 
@@ -312,13 +317,14 @@ def roi_ssim(fused, *, ir, vis, roi, convention: str = DEFAULT_CONVENTION) -> fl
         ROI-SSIM, or NaN when the ROI has no weight inside the averaged region. Higher is better.
     """
     convention = check_convention(convention)
-    f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=_min_size(convention))
-    return _roi_ssim(a, b, f, roi_mask(roi, f.shape), convention)
+    f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=ssim_min_size(convention))
+    return roi_ssim_planes(a, b, f, roi_mask(roi, f.shape), convention)
 
 
-def _roi_ssim(
+def roi_ssim_planes(
     a: np.ndarray, b: np.ndarray, f: np.ndarray, weights: np.ndarray, convention: str, memo: Memo | None = None
 ) -> float:
+    """SSIM of f against a and b weighted by ``weights`` (H, W), planes (H, W) float64 in 0..255."""
     """ROI-SSIM with the ROI already turned into (H, W) weights."""
     h, w = f.shape
     pad = _SK_PAD if convention == "cddfuse" else len(_GAUSS) // 2

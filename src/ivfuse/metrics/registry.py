@@ -17,11 +17,11 @@ import numpy as np
 from .._registry import Registry
 from ._memo import Memo
 from .conventions import CONVENTIONS, Planes, check_convention
-from .gradient import _nabf, _qabf, average_gradient, edge_intensity, spatial_frequency
-from .information import _cross_entropy, _mutual_information, entropy
-from .perceptual import _qcb, _qcv, _vif
-from .reference import _mse, _psnr, _rmse, _roi_ssim, _ssim
-from .statistics import _correlation_coefficient, _scd, standard_deviation
+from .gradient import nabf_planes, qabf_planes, average_gradient, edge_intensity, spatial_frequency
+from .information import cross_entropy_planes, mutual_information_planes, entropy
+from .perceptual import qcb_planes, qcv_planes, vif_planes
+from .reference import mse_planes, psnr_planes, rmse_planes, roi_ssim_planes, ssim_planes
+from .statistics import correlation_coefficient_planes, scd_planes, standard_deviation
 
 __all__ = ["INPUTS", "METRICS", "MetricInfo", "PlaneScorer", "list_metrics", "resolve_metric"]
 
@@ -98,7 +98,7 @@ def _side_by_side_sf(planes: list[Planes]) -> float:
     return spatial_frequency(np.concatenate([p.fused for p in planes], axis=1), convention="vifb")
 
 
-# The private scorers take (visible, infrared, fused) planes; each row passes them by name.
+# The plane scorers (``*_planes``) take (visible, infrared, fused) planes; each row passes them in that order.
 # fmt: off
 _ENTRIES = [
     # Stable table order: the eight most reported metrics first, then the rest.
@@ -121,45 +121,45 @@ _ENTRIES = [
     ),
     MetricInfo(
         "MI", True, "mutual information MI(VI, F) + MI(IR, F)", _ALL3, "mutual_information", _SOURCES,
-        lambda p, *, convention, roi, memo: _mutual_information(p.vis, p.ir, p.fused, convention, memo),
+        lambda p, *, convention, roi, memo: mutual_information_planes(p.vis, p.ir, p.fused, convention, memo),
     ),
     MetricInfo(
         "VIF", True, "pixel-domain VIF, VIFp(VI, F) + VIFp(IR, F)", _PY, "vif", _SOURCES,
-        lambda p, *, convention, roi, memo: _vif(p.vis, p.ir, p.fused, convention, memo),
+        lambda p, *, convention, roi, memo: vif_planes(p.vis, p.ir, p.fused, convention, memo),
         aliases=("vifp",),
     ),
     MetricInfo(
         "Qabf", True, "edge information transferred from the sources (Xydeas-Petrovic)", _ALL3, "qabf", _SOURCES,
-        lambda p, *, convention, roi, memo: _qabf(p.vis, p.ir, p.fused, convention, memo),
+        lambda p, *, convention, roi, memo: qabf_planes(p.vis, p.ir, p.fused, convention, memo),
     ),
     MetricInfo(
         "SSIM", True, "structural similarity to the sources (sum or mean per convention)", _ALL3, "ssim", _SOURCES,
-        lambda p, *, convention, roi, memo: _ssim(p.vis, p.ir, p.fused, convention, memo),
+        lambda p, *, convention, roi, memo: ssim_planes(p.vis, p.ir, p.fused, convention, memo),
         windowed=True,
     ),
     MetricInfo(
         "CC", True, "mean correlation coefficient with the sources", _PY, "correlation_coefficient", _SOURCES,
-        lambda p, *, convention, roi, memo: _correlation_coefficient(p.vis, p.ir, p.fused, memo),
+        lambda p, *, convention, roi, memo: correlation_coefficient_planes(p.vis, p.ir, p.fused, memo),
     ),
     MetricInfo(
         "SCD", True, "sum of the correlations of differences", _PY, "scd", _SOURCES,
-        lambda p, *, convention, roi, memo: _scd(p.vis, p.ir, p.fused, memo),
+        lambda p, *, convention, roi, memo: scd_planes(p.vis, p.ir, p.fused, memo),
     ),
     MetricInfo(
         "PSNR", True, "peak signal-to-noise ratio (convention-specific)", _ALL3, "psnr", _SOURCES,
-        lambda p, *, convention, roi, memo: _psnr(p.vis, p.ir, p.fused, convention),
+        lambda p, *, convention, roi, memo: psnr_planes(p.vis, p.ir, p.fused, convention),
     ),
     MetricInfo(
         "MSE", False, "mean squared error to the sources (convention-specific range)", _PY, "mse", _SOURCES,
-        lambda p, *, convention, roi, memo: _mse(p.vis, p.ir, p.fused, convention),
+        lambda p, *, convention, roi, memo: mse_planes(p.vis, p.ir, p.fused, convention),
     ),
     MetricInfo(
         "RMSE", False, "root mean squared error (VIFB's definition under vifb)", _VIFB, "rmse", _SOURCES,
-        lambda p, *, convention, roi, memo: _rmse(p.vis, p.ir, p.fused, convention),
+        lambda p, *, convention, roi, memo: rmse_planes(p.vis, p.ir, p.fused, convention),
     ),
     MetricInfo(
         "CE", False, "cross entropy between source and fused histograms", _VIFB, "cross_entropy", _SOURCES,
-        lambda p, *, convention, roi, memo: _cross_entropy(p.vis, p.ir, p.fused, memo),
+        lambda p, *, convention, roi, memo: cross_entropy_planes(p.vis, p.ir, p.fused, memo),
     ),
     MetricInfo(
         "EI", True, "edge intensity (mean Sobel magnitude)", _VIFB, "edge_intensity", _FUSED,
@@ -167,19 +167,19 @@ _ENTRIES = [
     ),
     MetricInfo(
         "Nabf", False, "fusion artefacts (Kumar's modified Nabf)", ("tang",), "nabf", _SOURCES,
-        lambda p, *, convention, roi, memo: _nabf(p.vis, p.ir, p.fused, memo),
+        lambda p, *, convention, roi, memo: nabf_planes(p.vis, p.ir, p.fused, memo),
     ),
     MetricInfo(
         "Qcb", True, "Chen-Blum perceptual quality", _VIFB, "qcb", _SOURCES,
-        lambda p, *, convention, roi, memo: _qcb(p.vis, p.ir, p.fused, memo),
+        lambda p, *, convention, roi, memo: qcb_planes(p.vis, p.ir, p.fused, memo),
     ),
     MetricInfo(
         "Qcv", False, "Chen-Varshney perceptual distortion", _VIFB, "qcv", _SOURCES,
-        lambda p, *, convention, roi, memo: _qcv(p.vis, p.ir, p.fused, memo),
+        lambda p, *, convention, roi, memo: qcv_planes(p.vis, p.ir, p.fused, memo),
     ),
     MetricInfo(
         "ROI-SSIM", True, "SSIM restricted to a region of interest (needs roi)", (), "roi_ssim", _SOURCES + ("roi",),
-        lambda p, *, convention, roi, memo: _roi_ssim(p.vis, p.ir, p.fused, roi, convention, memo),
+        lambda p, *, convention, roi, memo: roi_ssim_planes(p.vis, p.ir, p.fused, roi, convention, memo),
         windowed=True,
     ),
 ]

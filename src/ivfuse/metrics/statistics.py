@@ -57,7 +57,7 @@ def correlation_coefficient(fused, *, ir, vis) -> float:
         Mean correlation in [-1, 1]. Higher is better.
     """
     f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=1)
-    return _correlation_coefficient(a, b, f, Memo())
+    return correlation_coefficient_planes(a, b, f, Memo())
 
 
 def scd(fused, *, ir, vis) -> float:
@@ -75,7 +75,7 @@ def scd(fused, *, ir, vis) -> float:
         SCD in [-2, 2]. Higher is better.
     """
     f, b, a = as_planes((fused, "fused"), (ir, "ir"), (vis, "vis"), min_size=1)
-    return _scd(a, b, f, Memo())
+    return scd_planes(a, b, f, Memo())
 
 
 # CC and SCD from the centred images: with x' = x - mean(x),
@@ -106,12 +106,14 @@ def _corr(num: float, xx: float, yy: float) -> float:
         return float(np.float64(num) / np.sqrt(np.float64(xx * yy)))
 
 
-def _correlation_coefficient(a: np.ndarray, b: np.ndarray, f: np.ndarray, memo: Memo | None = None) -> float:
+def correlation_coefficient_planes(a: np.ndarray, b: np.ndarray, f: np.ndarray, memo: Memo | None = None) -> float:
+    """Mean of CC(a, f) and CC(b, f), prepared (H, W) float64 planes in 0..255."""
     ff = _dot(f, f, memo)
     return (_corr(_dot(a, f, memo), _dot(a, a, memo), ff) + _corr(_dot(b, f, memo), _dot(b, b, memo), ff)) / 2.0
 
 
-def _scd(a: np.ndarray, b: np.ndarray, f: np.ndarray, memo: Memo | None = None) -> float:
+def scd_planes(a: np.ndarray, b: np.ndarray, f: np.ndarray, memo: Memo | None = None) -> float:
+    """Sum of the correlations of differences of prepared (H, W) float64 planes in 0..255."""
     aa, bb, ff = _dot(a, a, memo), _dot(b, b, memo), _dot(f, f, memo)
     af, bf, ab = _dot(a, f, memo), _dot(b, f, memo), _dot(a, b, memo)
     # corr(f - b, a) + corr(f - a, b)
