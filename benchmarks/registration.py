@@ -192,8 +192,9 @@ def main() -> int:
     ap.add_argument("--control", action="store_true", help="also register the visible image into its canvas")
     ap.add_argument("--refine", choices=("structure", "none"), default="structure",
                     help="fine stage: structure search (default) or keypoints only (the earlier method)")
-    ap.add_argument("--dense", choices=("ngf", "dis"), default="ngf",
-                    help="dense stage of flow/both: NGF optimisation (default) or DIS optical flow (the earlier one)")
+    ap.add_argument("--dense", choices=("auto", "ngf", "dis", "dis+ngf"), default="auto",
+                    help="dense stage of flow/both (RegistrationParams.dense): auto (DIS then NGF for flow, NGF for "
+                         "both), ngf, dis (the earlier stage) or dis+ngf")
     ap.add_argument("-o", "--output", default=str(ROOT / "benchmarks" / "results" / "registration.json"))
     args = ap.parse_args()
     params = RegistrationParams(refine=args.refine, dense=args.dense)

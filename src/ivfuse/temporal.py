@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ._extras import require
+from .io import as_gray
 
 __all__ = ["ALPHA", "BETA", "consistency_mask", "warp", "warping_error", "eval_video"]
 
@@ -75,8 +76,8 @@ def warping_error(prev: np.ndarray, nxt: np.ndarray, backward: np.ndarray, mask:
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
-    f = rgb.astype(np.float32) / 255.0
-    return 0.299 * f[..., 0] + 0.587 * f[..., 1] + 0.114 * f[..., 2]
+    """uint8 RGB (H, W, 3) -> float32 BT.601 luminance (H, W) in [0, 1]."""
+    return as_gray(rgb.astype(np.float32) / 255.0)
 
 
 class _Flow:

@@ -24,7 +24,7 @@ from torch import nn
 
 from ._files import atomic_write
 from .infer import run_model, select_device
-from .io import load_pair, restore_color, write_image
+from .io import as_gray, load_pair, restore_color, write_image
 from .shard import select_shard
 from .video_io import VIDEO_EXTENSIONS, VideoWriter, check_video_output, pair_frames, probe
 
@@ -69,8 +69,7 @@ def _to_uint8(img: np.ndarray) -> np.ndarray:
 
 def _gray(rgb: np.ndarray) -> np.ndarray:
     """uint8 RGB (H, W, 3) -> float32 BT.601 luminance (H, W) in [0, 1]."""
-    f = rgb.astype(np.float32) / 255.0
-    return 0.299 * f[..., 0] + 0.587 * f[..., 1] + 0.114 * f[..., 2]
+    return as_gray(rgb.astype(np.float32) / 255.0)
 
 
 class _Registrar:

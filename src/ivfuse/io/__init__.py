@@ -21,8 +21,8 @@ One module per concern: :mod:`.image` (read and write), :mod:`.pair` (pairs and 
 
 from .discovery import MODALITY_DIR_PAIRS, PairPaths, PairScan, find_modality_dirs, find_pairs
 from .formats import IMAGE_EXTENSIONS, PathLike, check_output_format
-from .image import ImageReadError, read_array, read_image, squeeze_channels, to_float, write_image
-from .pair import Pair, PairError, as_gray, load_pair, restore_color
+from .image import ImageReadError, as_gray, read_array, read_image, squeeze_channels, to_float, write_image
+from .pair import Pair, PairError, load_pair, restore_color
 from .paths import check_writable_folder, is_within, same_file
 
 __all__ = [
@@ -49,6 +49,3 @@ __all__ = [
     "find_pairs",
     "find_modality_dirs",
 ]
-
-#: The old private spelling of :func:`as_gray`, kept for modules that still import it.
-_as_gray = as_gray

@@ -16,7 +16,7 @@ import numpy as np
 from .._files import atomic_write
 from .formats import PathLike, check_output_format
 
-__all__ = ["ImageReadError", "read_array", "read_image", "squeeze_channels", "to_float", "write_image"]
+__all__ = ["ImageReadError", "as_gray", "read_array", "read_image", "squeeze_channels", "to_float", "write_image"]
 
 
 class ImageReadError(ValueError):
@@ -274,3 +274,14 @@ def write_image(path: PathLike, img: np.ndarray, bit_depth: int = 8, quality: in
             raise
         raise OSError(exc.errno, f"cannot write the image: {exc.strerror or exc}", str(p)) from exc
     return p
+
+
+def as_gray(arr: np.ndarray) -> np.ndarray:
+    """float (H, W[, 3 or 4]) -> (H, W) float32 BT.601 luminance (a gray array is returned as it is).
+
+    The one numpy luma of the package: ``0.299 R + 0.587 G + 0.114 B``, added in that order in the
+    input's dtype, then cast to float32 (an alpha channel is ignored).
+    """
+    if arr.ndim == 2:
+        return arr
+    return (0.299 * arr[..., 0] + 0.587 * arr[..., 1] + 0.114 * arr[..., 2]).astype(np.float32)

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from ..color import rgb_to_ycbcr, ycbcr_to_rgb
-from .image import read_array, squeeze_channels, to_float
+from .image import as_gray, read_array, squeeze_channels, to_float
 
-__all__ = ["Pair", "PairError", "as_gray", "load_pair", "restore_color"]
+__all__ = ["Pair", "PairError", "load_pair", "restore_color"]
 
 
 class PairError(ValueError):
@@ -45,13 +45,6 @@ class Pair:
     @property
     def size(self) -> tuple[int, int]:
         return int(self.vis.shape[-2]), int(self.vis.shape[-1])
-
-
-def as_gray(arr: np.ndarray) -> np.ndarray:
-    """float (H,W[,3]) -> (H,W) BT.601 luminance (a gray array is returned as it is)."""
-    if arr.ndim == 2:
-        return arr
-    return (0.299 * arr[..., 0] + 0.587 * arr[..., 1] + 0.114 * arr[..., 2]).astype(np.float32)
 
 
 def _resize(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

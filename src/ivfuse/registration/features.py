@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..io import as_gray as bt601_gray
 from .transform import RegistrationError, needs_cv2
 
 __all__ = ["as_gray", "structure_map", "to_u8", "check_texture"]
@@ -15,7 +16,7 @@ def as_gray(img: np.ndarray, role: str = "image", name: str = "") -> np.ndarray:
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[..., 0]
     if a.ndim == 3 and a.shape[2] in (3, 4):
-        a = a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
+        a = bt601_gray(a)
     if a.ndim != 2:
         raise RegistrationError(f"{_who(name)}{role} image: expected (H, W) or (H, W, 3), got shape {a.shape}")
     if min(a.shape) < 16:
