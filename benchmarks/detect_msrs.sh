@@ -4,7 +4,7 @@
 # Needs the detect extra (Ultralytics) installed beside ivfuse, e.g. in its own venv (see docs/downstream.md).
 # Results: OUT/detect.{md,csv,json,tex}, OUT/detect_per_class.png; recorded in docs/downstream.md "Detection".
 #
-#   IVFUSE=/work/venv-detect/bin/ivfuse benchmarks/detect_msrs.sh [OUT]
+#   IVFUSE=.venv-detect/bin/ivfuse benchmarks/detect_msrs.sh [OUT]
 #
 # Settings can be changed through the environment: EPOCHS, IMGSZ, BATCH, SEEDS, THREADS, DEVICE (cpu, cuda), DATA.
 set -euo pipefail

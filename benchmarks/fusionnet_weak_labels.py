@@ -10,8 +10,8 @@ studies, on the TNO test pairs with the engine's pseudo-ROIs as the reference RO
   hence the global metrics, do not change.
 * ``train`` (``--train-steps N``): one short training of ``fusionnet_cpu`` per setting, with the
   *training* ROI thinned (a fraction of the RoadScene images keep their pseudo-ROI boxes) or
-  jittered (:class:`ivfuse.train.recipe_fusionnet.TargetAwareLoss` ``roi_keep`` /
-  ``roi_jitter``), each then scored on TNO with the full pseudo-ROIs (ROI-SSIM) and the global
+  jittered (the data pipeline's :class:`ivfuse.data.DegradeBoxes`, ``data.degrade.keep`` /
+  ``.jitter``), each then scored on TNO with the full pseudo-ROIs (ROI-SSIM) and the global
   metrics. This is the paper's question proper. Run it under the training lock::
 
       flock /tmp/ivfuse-train.lock python benchmarks/fusionnet_weak_labels.py --train-steps 600
@@ -72,12 +72,13 @@ def eval_study(pairs, model, convention: str, seed: int) -> dict[str, dict[str, 
 
 def train_setting(out: Path, steps: int, keep: float, jitter: float, seed: int) -> Path:
     """Train fusionnet_cpu for ``steps`` with a thinned/jittered training ROI; returns the weights."""
+    from ivfuse.data import DegradeBoxes
     from ivfuse.train.loop import train
     from ivfuse.train.recipes import make_config
 
     cfg = make_config("fusionnet_cpu", "cpu")
     cfg.data.path = str(TRAIN_DATA)
-    cfg.loss.kwargs.update({"roi_keep": keep, "roi_jitter": jitter, "roi_seed": seed})
+    cfg.data.degrade = DegradeBoxes(keep=keep, jitter=jitter, seed=seed)
     cfg.stages[0].length = steps
     cfg.val_path, cfg.val_every = "", 0
     cfg.checkpoint_every = max(steps // 2, 1)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import time
 from pathlib import Path
 
@@ -49,6 +48,7 @@ def main() -> int:
 
     from ivfuse.export import DEFAULT_OPSET, ExportError, OnnxModel, onnx_bytes
     from ivfuse.infer import run_model
+    from ivfuse.timing import measure_latency
 
     torch.set_num_threads(args.threads)
     w, h = (int(v) for v in args.size.lower().split("x"))
@@ -68,16 +68,13 @@ def main() -> int:
             continue
         export_s = time.perf_counter() - t
         onnx_model = OnnxModel(data, threads=args.threads)
-        times = {"torch": [], "onnxruntime": []}
-        outs = {}
-        for i in range(args.repeat + 2):
-            for backend, m in (("torch", net), ("onnxruntime", onnx_model)):
-                t = time.perf_counter()
-                outs[backend] = run_model(m, ir, vis, device="cpu", tile=None)
-                if i >= 2:
-                    times[backend].append(time.perf_counter() - t)
+        # The one latency timer (ivfuse.timing): 2 untimed calls, then `repeat` timed ones per backend.
+        outs, med = {}, {}
+        for backend, m in (("torch", net), ("onnxruntime", onnx_model)):
+            outs[backend] = run_model(m, ir, vis, device="cpu", tile=None)
+            med[backend] = measure_latency(lambda m=m: run_model(m, ir, vis, device="cpu", tile=None),
+                                           warmup=1, repeat=args.repeat).median_s
         diff = float((outs["torch"] - outs["onnxruntime"]).abs().max())
-        med = {k: statistics.median(v) for k, v in times.items()}
         row = {"model": name, "exports": True, "weights": weights, "size": f"{w}x{h}", "threads": args.threads,
                "opset": DEFAULT_OPSET, "onnx_mb": round(len(data) / 2**20, 3), "export_s": round(export_s, 2),
                "max_abs_diff": diff, "torch_s": round(med["torch"], 4), "onnxruntime_s": round(med["onnxruntime"], 4),

@@ -1,6 +1,6 @@
 """Registration benchmark: deformed pairs with a known field, and a wider visible field of view.
 
-1. ``/work/shared/data/register/{msrs,roadscene}``: ``ir_warp`` (the infrared deformed by a known
+1. ``../shared/data/register/{msrs,roadscene}``: ``ir_warp`` (the infrared deformed by a known
    sampling grid) is registered onto ``vi``; the mean absolute difference between the registered
    image and the undeformed ``ir`` is divided by that between ``ir_warp`` and ``ir``, both inside
    the registration's valid region (lower is better, below 1 means the pair got better).

@@ -18,18 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-WORKER = r"""
-import statistics, sys, time, torch
-from ivfuse.models import create_model
-torch.set_num_threads(int(sys.argv[2]))
-net = create_model(sys.argv[1])
-ir, vis = torch.rand(1, 1, 480, 640), torch.rand(1, 1, 480, 640)
-times = []
-with torch.no_grad():
-    for i in range(int(sys.argv[3]) + 2):
-        t = time.perf_counter(); net(ir, vis); times.append(time.perf_counter() - t)
-print(statistics.median(times[2:]))
-"""
 
 
 def _busy(stop) -> None:  # one core kept busy, as another job would
@@ -38,9 +26,10 @@ def _busy(stop) -> None:  # one core kept busy, as another job would
 
 
 def _time(model: str, threads: int, repeat: int) -> float:
-    out = subprocess.run([sys.executable, "-c", WORKER, model, str(threads), str(repeat)],
-                         check=True, capture_output=True, text=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    """Median forward seconds of a 640x480 pair, measured by ``python -m ivfuse.bench_speed`` in a fresh process."""
+    cmd = [sys.executable, "-m", "ivfuse.bench_speed", model, "480", "640", str(threads), "2", str(repeat)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["latency_s"])
 
 
 def main() -> int:
