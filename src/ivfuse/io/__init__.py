@@ -49,3 +49,6 @@ __all__ = [
     "find_pairs",
     "find_modality_dirs",
 ]
+
+#: The old private spelling of :func:`as_gray`, kept so that outside code written against it still runs.
+_as_gray = as_gray

@@ -46,19 +46,14 @@ class Convention:
         name: ``"vifb"``, ``"cddfuse"`` or ``"tang"``.
         reference: the reference evaluator, as a citation.
         gray: how colour inputs become gray (``"per-channel"`` means no conversion).
-        metrics: canonical names of the metrics in the reference's table, in table order; read
-            from the metric entries (``MetricInfo.conventions`` in ``ivfuse.metrics.registry``).
+
+    The metrics a convention's reference table reports are read from the metric entries
+    (``MetricInfo.conventions``): :func:`ivfuse.metrics.list_metrics` with the convention's name.
     """
 
     name: str
     reference: str
     gray: str
-
-    @property
-    def metrics(self) -> tuple[str, ...]:
-        from .registry import list_metrics  # the metric table imports this module
-
-        return tuple(list_metrics(self.name))
 
 
 CONVENTIONS: dict[str, Convention] = {

@@ -2,7 +2,7 @@
 
 Each :class:`MetricInfo` says what the metric is called, which way is better, which
 conventions' reference tables report it, which inputs it needs, and how :func:`evaluate` scores
-one plane triple with it. :func:`list_metrics`, ``Convention.metrics``, name resolution and
+one plane triple with it. :func:`list_metrics` (also per convention), name resolution and
 ``evaluate`` all read this table; nothing else lists metrics.
 """
 
