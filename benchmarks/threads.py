@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 
-
 def _busy(stop) -> None:  # one core kept busy, as another job would
     while not stop.is_set():
         sum(i * i for i in range(10_000))

@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 from ._extras import require
-from .io import as_gray
 
 __all__ = ["ALPHA", "BETA", "consistency_mask", "warp", "warping_error", "eval_video"]
 
@@ -75,11 +74,6 @@ def warping_error(prev: np.ndarray, nxt: np.ndarray, backward: np.ndarray, mask:
     return float(np.abs(nxt - warp(prev, backward))[mask].mean())
 
 
-def _luma(rgb: np.ndarray) -> np.ndarray:
-    """uint8 RGB (H, W, 3) -> float32 BT.601 luminance (H, W) in [0, 1]."""
-    return as_gray(rgb.astype(np.float32) / 255.0)
-
-
 class _Flow:
     def __init__(self) -> None:
         cv2 = _cv2()
@@ -117,7 +111,7 @@ def eval_video(ir: str | os.PathLike, vis: str | os.PathLike, fused: str | os.Pa
     from tqdm import tqdm
 
     from .metrics import evaluate
-    from .video_io import pair_frames, probe, read_frames
+    from .video_io import frame_luma, pair_frames, probe, read_frames
 
     if sample < 1:
         raise ValueError(f"--sample must be at least 1, got {sample}")
@@ -142,7 +136,7 @@ def eval_video(ir: str | os.PathLike, vis: str | os.PathLike, fused: str | os.Pa
             if item is None:
                 raise ValueError(f"'{fused_p}': has {n} frames but the sources give more pairs "
                                  f"(offset {offset}, every {every}); pass the settings it was made with")
-            cur = {"fused": _luma(item[2]), "ir": _luma(fp.ir), "vis": _luma(fp.vis)}
+            cur = {"fused": frame_luma(item[2]), "ir": frame_luma(fp.ir), "vis": frame_luma(fp.vis)}
             if prev is not None:
                 back = flow(cur[flow_on], prev[flow_on])
                 fwd = flow(prev[flow_on], cur[flow_on])

@@ -24,9 +24,9 @@ from torch import nn
 
 from ._files import atomic_write
 from .infer import run_model, select_device
-from .io import as_gray, load_pair, restore_color, write_image
+from .io import load_pair, restore_color, write_image
 from .shard import select_shard
-from .video_io import VIDEO_EXTENSIONS, VideoWriter, check_video_output, pair_frames, probe
+from .video_io import VIDEO_EXTENSIONS, VideoWriter, check_video_output, frame_luma, pair_frames, probe
 
 __all__ = ["VideoResult", "ClipsResult", "fuse_video", "fuse_clips", "find_clip_pairs"]
 
@@ -67,11 +67,6 @@ def _to_uint8(img: np.ndarray) -> np.ndarray:
     return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def _gray(rgb: np.ndarray) -> np.ndarray:
-    """uint8 RGB (H, W, 3) -> float32 BT.601 luminance (H, W) in [0, 1]."""
-    return as_gray(rgb.astype(np.float32) / 255.0)
-
-
 class _Registrar:
     """Estimate one infrared-to-visible transform on a clip's first pair, apply it to every frame."""
 
@@ -82,10 +77,10 @@ class _Registrar:
         self._path = ir_path
 
     def __call__(self, ir_rgb: np.ndarray, vis_rgb: np.ndarray) -> np.ndarray:
-        ir = _gray(ir_rgb)
+        ir = frame_luma(ir_rgb)
         if self._reg is None:
             try:
-                self._reg = self._estimate(_gray(vis_rgb), ir, method="homography", name=self._name)
+                self._reg = self._estimate(frame_luma(vis_rgb), ir, method="homography", name=self._name)
             except ValueError as exc:
                 raise ValueError(f"'{self._path}': registration failed: {exc}") from None
         warped, _valid = self._reg.apply(ir)

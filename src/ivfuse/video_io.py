@@ -15,9 +15,10 @@ from typing import Iterator
 import numpy as np
 
 from ._extras import require
+from .io.image import as_gray
 
 __all__ = ["VIDEO_EXTENSIONS", "VideoInfo", "FramePair", "VideoWriter", "probe", "read_frames", "pair_frames",
-           "check_video_output"]
+           "check_video_output", "frame_luma"]
 
 #: Output containers and the FFmpeg muxer each one uses.
 VIDEO_EXTENSIONS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
@@ -239,3 +240,8 @@ class VideoWriter:
         for packet in self._s.encode():
             self._c.mux(packet)
         self._c.close()
+
+
+def frame_luma(rgb: np.ndarray) -> np.ndarray:
+    """A decoded uint8 RGB frame (H, W, 3) -> float32 BT.601 luminance (H, W) in [0, 1]."""
+    return as_gray(rgb.astype(np.float32) / 255.0)

@@ -22,8 +22,11 @@ One module per concern: :mod:`.image` (read and write), :mod:`.pair` (pairs and 
 from .discovery import MODALITY_DIR_PAIRS, PairPaths, PairScan, find_modality_dirs, find_pairs
 from .formats import IMAGE_EXTENSIONS, PathLike, check_output_format
 from .image import ImageReadError, as_gray, read_array, read_image, squeeze_channels, to_float, write_image
-from .pair import Pair, PairError, load_pair, restore_color
 from .paths import check_writable_folder, is_within, same_file
+
+# The pair names need torch; they load on first use, so that reading, writing, discovery and
+# as_gray (used by temporal, analysis and registration) do not import torch.
+_PAIR_NAMES = ("Pair", "PairError", "load_pair", "restore_color")
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -52,3 +55,17 @@ __all__ = [
 
 #: The old private spelling of :func:`as_gray`, kept so that outside code written against it still runs.
 _as_gray = as_gray
+
+
+def __getattr__(name: str):
+    if name in _PAIR_NAMES:
+        from . import pair
+
+        value = getattr(pair, name)
+        globals()[name] = value  # later look-ups find it without coming here
+        return value
+    raise AttributeError(f"module 'ivfuse.io' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
