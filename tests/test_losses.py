@@ -277,3 +277,45 @@ def test_paper_objectives_compose_the_one_implementation():
     maps = L.target_aware_maps(fused, ir, vis)
     assert set(maps) == {"ssim", "int", "int_ir", "grad"} and all(m.shape == ir.shape for m in maps.values())
     assert float(terms["roi"]) == pytest.approx(float(L.roi_loss(fused, ir, vis, roi)), rel=1e-6)
+
+
+def test_base_layer_intensity_leaves_texture_to_the_gradient_term():
+    # Infrared flat and brighter, visible darker with a fine checkerboard texture.
+    yy, xx = torch.meshgrid(torch.arange(48), torch.arange(48), indexing="ij")
+    board = ((yy + xx) % 2).float().view(1, 1, 48, 48) * 2 - 1  # zero-mean, period 2 px
+    ir = torch.full((1, 1, 48, 48), 0.6)
+    vis = 0.4 + 0.1 * board
+    textured = 0.6 + 0.1 * board  # the brighter base with the darker source's texture on it
+    pixel = L.target_aware_maps(textured, ir, vis)["int"].mean()
+    base = L.target_aware_maps(textured, ir, vis, base_sigma=3.0)["int"].mean()
+    assert pixel > 0.09  # the pixel-wise maximum (0.6 everywhere) charges the texture as error
+    assert base < 0.01 * float(pixel)
+    # A fused image that loses the brightness is still charged on the base layer.
+    dark = L.target_aware_maps(vis, ir, vis, base_sigma=3.0)["int"].mean()
+    assert dark == pytest.approx(0.2, abs=0.01)
+    # base_sigma=0 is the pixel-wise term, and the loss module passes it through.
+    assert torch.equal(L.target_aware_maps(textured, ir, vis, base_sigma=0.0)["int"],
+                       L.target_aware_maps(textured, ir, vis)["int"])
+    batch = {"ir": ir, "vis": vis}
+    pix_loss, _ = L.TargetAwareLoss(ssim=0, intensity=1, gradient=0)(textured, None, batch)
+    base_loss, _ = L.TargetAwareLoss(ssim=0, intensity=1, gradient=0, base_sigma=3.0)(textured, None, batch)
+    assert float(base_loss) < 0.01 * float(pix_loss)
+    with pytest.raises(ValueError, match="base_sigma"):
+        L.TargetAwareLoss(base_sigma=-1)
+
+
+def test_saturated_visible_gives_way_to_the_infrared():
+    ir = torch.full((1, 1, 16, 16), 0.3)
+    vis = torch.full((1, 1, 16, 16), 0.5)
+    vis[..., :, 8:] = 1.0  # right half over-exposed (glare)
+    keep_ir_there = torch.where(vis >= 1.0, ir, vis)
+    plain = L.target_aware_maps(keep_ir_there, ir, vis)["int"]
+    aware = L.target_aware_maps(keep_ir_there, ir, vis, saturation=0.9)["int"]
+    assert float(plain[..., 8:].mean()) == pytest.approx(0.7)  # the plain maximum wants the glare
+    assert float(aware.max()) < 1e-6  # saturation-aware: the infrared inside the glare, the visible outside
+    # Below the threshold nothing changes.
+    assert torch.equal(aware[..., :8], plain[..., :8])
+    with pytest.raises(ValueError, match="saturation"):
+        L.target_aware_maps(vis, ir, vis, saturation=1.0)
+    with pytest.raises(ValueError, match="saturation"):
+        L.TargetAwareLoss(saturation=-0.1)

@@ -72,6 +72,10 @@ class TargetAwareLoss(nn.Module):
         roi_weight: lambda_roi, weight of the ROI-restricted terms (0: the global loss alone).
         roi_intensity_target: "max" (same target as the global term) or "ir" inside the ROI.
         window, sigma: SSIM Gaussian window.
+        base_sigma: 0 (the pixel-wise intensity term) or the Gaussian sigma, in pixels, of the base layer on
+            which the intensity term compares F with max(I, V) (see :func:`ivfuse.losses.target_aware_maps`).
+        saturation: 0 (off) or the visible level t above which over-exposed visible pixels give way to the
+            infrared in the intensity target (same function).
 
     ``forward(fused, maps, batch)`` takes fused (B, 1, H, W) in [0, 1], the model's maps (unused)
     and the batch dict with "ir", "vis" (B, 1, H, W) in [0, 1] and "roi" (B, 1, H, W) in {0, 1}
@@ -88,6 +92,8 @@ class TargetAwareLoss(nn.Module):
         roi_intensity_target: str = "max",
         window: int = 11,
         sigma: float = 1.5,
+        base_sigma: float = 0.0,
+        saturation: float = 0.0,
     ) -> None:
         super().__init__()
         if roi_intensity_target not in ("max", "ir"):
@@ -97,11 +103,18 @@ class TargetAwareLoss(nn.Module):
         self.w_ssim, self.w_int, self.w_grad = float(ssim), float(intensity), float(gradient)
         self.roi_weight = float(roi_weight)
         self.roi_intensity_target = roi_intensity_target
+        if base_sigma < 0:
+            raise ValueError(f"base_sigma must be >= 0, got {base_sigma}")
         self.window, self.sigma = window, sigma
+        if not 0.0 <= saturation < 1.0:
+            raise ValueError(f"saturation must be in [0, 1), got {saturation}")
+        self.base_sigma = float(base_sigma)
+        self.saturation = float(saturation)
 
     def pixel_terms(self, fused: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-pixel maps (B, 1, H, W) of the three terms, plus the intensity map against the infrared (float32)."""
-        return target_aware_maps(fused.float(), ir.float(), vis.float(), self.window, self.sigma)
+        return target_aware_maps(fused.float(), ir.float(), vis.float(), self.window, self.sigma,
+                                 self.base_sigma, self.saturation)
 
     def region(self, batch: Mapping[str, Any], like: torch.Tensor) -> torch.Tensor | None:
         """The ROI weights R (B, 1, H, W) on ``like``'s device: ``batch["roi"]``, or None."""

@@ -200,18 +200,40 @@ def foreground_bce(prob: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor 
     return weighted_mean(per_pixel, weight)
 
 
-def target_aware_maps(fused, ir, vis, window: int = 11, sigma: float = 1.5) -> dict[str, torch.Tensor]:
+def target_aware_maps(
+    fused, ir, vis, window: int = 11, sigma: float = 1.5, base_sigma: float = 0.0, saturation: float = 0.0
+) -> dict[str, torch.Tensor]:
     """Per-pixel maps of the target-aware terms, each shaped like ``fused``.
 
     ``"ssim"``: ``(1 - SSIM(F, I)) + (1 - SSIM(F, V))``; ``"int"``: ``|F - max(I, V)|``; ``"int_ir"``:
     ``|F - I|``; ``"grad"``: ``| |grad F| - max(|grad I|, |grad V|) |``. Shared by :func:`roi_loss`,
     :class:`ivfuse.losses.FusionLoss` (its ROI term) and FusionNet's target-aware loss.
+
+    ``base_sigma > 0`` compares intensities on the base layer instead: ``"int"`` is
+    ``|G*F - max(G*I, G*V)|`` with G a Gaussian of that standard deviation (pixels), so the brighter
+    source sets the local brightness while the texture finer than G is left to the gradient term
+    (the pixel-wise maximum otherwise drops the darker source's texture wherever the other is brighter).
+
+    ``saturation = t`` in (0, 1) treats over-exposed visible pixels (headlight glare, lamps) as carrying no
+    scene radiance: the visible value in the maximum is scaled by ``1 - s`` with
+    ``s = clamp((V - t) / (1 - t), 0, 1)`` (V on the base layer when ``base_sigma > 0``), so where the visible
+    saturates the intensity target becomes the infrared. 0 keeps the plain maximum.
     """
+    if not 0.0 <= saturation < 1.0:
+        raise ValueError(f"saturation must be in [0, 1), got {saturation}")
     f, i, v = _f32(fused, ir, vis)
     grad_target = torch.maximum(gradient_magnitude(i), gradient_magnitude(v))
+    if base_sigma > 0:
+        radius = max(1, int(round(3 * base_sigma)))
+        f_int, i_int, v_int = (blur(t, base_sigma, radius) for t in (f, i, v))
+    else:
+        f_int, i_int, v_int = f, i, v
+    if saturation > 0:
+        v_int = v_int * (1 - ((v_int - saturation) / (1 - saturation)).clamp(0, 1))
+    intensity = (f_int - torch.maximum(i_int, v_int)).abs()
     return {
         "ssim": (1 - ssim_map(f, i, window, sigma)) + (1 - ssim_map(f, v, window, sigma)),
-        "int": (f - torch.maximum(i, v)).abs(),
+        "int": intensity,
         "int_ir": (f - i).abs(),
         "grad": (gradient_magnitude(f) - grad_target).abs(),
     }
