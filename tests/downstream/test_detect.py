@@ -22,6 +22,7 @@ from ivfuse.downstream import (
     parse_sources,
     prepare_inputs,
 )
+from ivfuse.downstream.detect import DetectSettings
 from ivfuse.downstream.report import aggregate, table_latex, table_markdown, write_tables
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
@@ -184,6 +185,37 @@ def test_model_input_fused_on_the_fly_into_out(tmp_path, splits):
     a = np.asarray(Image.open(imgs[0][1]).convert("L"), dtype=np.float64)
     ir = np.asarray(Image.open(test / "ir" / "p00.png"), dtype=np.float64)
     assert abs(a.mean() - ir.mean()) > 1  # a fused image, not a copy of the infrared
+
+
+def test_fused_images_of_other_weights_are_fused_again_and_runs_not_kept(tmp_path, splits, monkeypatch):
+    from ivfuse.downstream import inputs as inputs_mod
+    from ivfuse.downstream.runs import run_key
+
+    train, test = splits
+    out = tmp_path / "out"
+    spec = parse_fused("average")
+    prepare_inputs(train, test, [spec], out, progress=False)
+    one = out / "fused" / "average" / "test" / "p00.png"
+    marker = one.parent / inputs_mod.FUSED_MARKER
+    assert json.loads(marker.read_text()) == {"model": "average", "weights": "training-free"}
+    one.write_bytes(b"stale")  # stands for an image of the earlier weights
+    notes: list[str] = []
+    prepare_inputs(train, test, [spec], out, progress=False, overwrite_fused=False, warn=notes.append)
+    assert one.read_bytes() == b"stale"  # same weights: the images are kept
+    monkeypatch.setattr(inputs_mod, "model_identity", lambda model: "sha-of-new-weights")
+    prep = prepare_inputs(train, test, [spec], out, progress=False, overwrite_fused=False, warn=notes.append)
+    assert one.read_bytes()[:4] == b"\x89PNG"  # other weights: every image fused again
+    assert any("fused again" in n for n in prep.notes + notes)
+    assert json.loads(marker.read_text())["weights"] == "sha-of-new-weights"
+    # A finished run of a model input is only kept for the same weights.
+    import ivfuse.downstream.runs as runs_mod
+
+    monkeypatch.setattr(runs_mod, "model_identity", lambda model: "a")
+    key_a = run_key(spec, 0, DetectSettings(), {"train": 1, "test": 1})
+    monkeypatch.setattr(runs_mod, "model_identity", lambda model: "b")
+    assert run_key(spec, 0, DetectSettings(), {"train": 1, "test": 1}) != key_a
+    src = parse_sources("vis")[0]
+    assert "weights" not in run_key(src, 0, DetectSettings(), {"train": 1, "test": 1})
 
 
 def test_same_name_twice_and_same_folder_twice(tmp_path, splits):

@@ -75,3 +75,25 @@ def test_cli_repeats_data_and_refuses_one_label_folder_for_several(tmp_path):
                               "--boxes", str(tmp_path), "--out", "x"])
     with pytest.raises(ValueError, match="several --data"):
         resolve_config(args)
+
+
+def test_weight_card_names_every_folder_and_the_loss_as_configured(tmp_path):
+    import argparse
+
+    from torch import nn
+
+    from ivfuse.train.cli import add_parser, resolve_config
+    from ivfuse.train.run_files import weight_card
+
+    a = make_folder(tmp_path / "roadscene", ["x"])
+    b = make_folder(tmp_path / "msrs", ["y"])
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    args = parser.parse_args(["train", "--model", "fusionnet_cpu", "--preset", "cpu", "--data", str(a),
+                              "--data", str(b), "--set", "loss.kwargs.base_sigma=4.0", "--out", "x"])
+    cfg = resolve_config(args)
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"not read as a model here")
+    card = weight_card(cfg, weights, 10, nn.Conv2d(1, 1, 1), {}, 60.0)
+    assert str(a.resolve()) in card.training_data and str(b.resolve()) in card.training_data
+    assert "base_sigma=4.0" in card.notes and "intensity=10.0" in card.notes

@@ -7,6 +7,7 @@ is left out of all of them and reported.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -111,17 +112,42 @@ def _listing(paths: Sequence[object], limit: int = 5) -> str:
     return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
 
 
+#: Written beside the images a model fused on the fly: which weights made them.
+FUSED_MARKER = ".ivfuse_fused.json"
+
+
+def model_identity(model: str) -> str:
+    """What identifies a model's output: the sha256 of its shipped weights, or 'training-free'."""
+    from ..models import get_model_entry
+
+    card = get_model_entry(model).card()
+    return card.sha256 if card is not None and card.sha256 else "training-free"
+
+
 def _fused_folder(spec: InputSpec, split: str, root: Path, out: Path, progress: bool, overwrite: bool,
                   notes: list[str]) -> Path:
     if spec.kind == "folder":
         sub = Path(spec.target) / split
         return sub if sub.is_dir() else Path(spec.target)
+    from .._files import atomic_write
     from ..api import fuse_folder
 
     dest = out / "fused" / spec.name / split
+    ident = {"model": spec.target, "weights": model_identity(spec.target)}
+    marker = dest / FUSED_MARKER
+    if dest.is_dir() and any(dest.iterdir()):
+        try:
+            same = json.loads(marker.read_text()) == ident
+        except (OSError, ValueError):
+            same = False
+        if not same:  # images of other (or unknown) weights: fuse them all again
+            notes.append(f"{spec.name}: the images in {dest} were not made by the current weights of "
+                         f"'{spec.target}'; fused again")
+            overwrite = True
     res = fuse_folder(root, dest, model=spec.target, progress=progress, overwrite=overwrite)
     for name, err in res.failed:
         notes.append(f"{spec.name}: pair '{name}' of {root} could not be fused ({err}); left out")
+    atomic_write(marker, json.dumps(ident) + "\n")
     return dest
 
 

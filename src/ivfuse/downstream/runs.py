@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from .._files import atomic_write
-from .inputs import InputSpec
+from .inputs import InputSpec, model_identity
 
 __all__ = ["TaskResult", "check_output", "finished_run", "kept_run", "needs_module", "run_key", "save_run",
            "torch_device", "write_outputs"]
@@ -84,10 +84,13 @@ def needs_module(module: str, extra: str, command: str) -> Callable[[], None]:
 
 
 def run_key(spec: InputSpec, seed: int, settings, counts: dict) -> dict:
-    """What a finished run must match to be kept by ``--resume``: the input, the seed, the settings (threads and
-    device aside) and the image counts."""
-    return {"input": asdict(spec), "seed": seed, "settings": {k: v for k, v in asdict(settings).items()
-                                                              if k not in ("threads", "device")}, "images": counts}
+    """What a finished run must match to be kept by ``--resume``: the input (for a model fused on the fly, also
+    its weights), the seed, the settings (threads and device aside) and the image counts."""
+    key = {"input": asdict(spec), "seed": seed, "settings": {k: v for k, v in asdict(settings).items()
+                                                             if k not in ("threads", "device")}, "images": counts}
+    if spec.kind == "model":
+        key["weights"] = model_identity(spec.target)
+    return key
 
 
 def finished_run(done: Path, key: dict) -> dict | None:

@@ -77,12 +77,17 @@ def weight_card(cfg: TrainConfig, weights: Path, steps: int, model: nn.Module, v
     from ..models.registry import count_parameters
 
     data = cfg.data.path or f"{cfg.data.ir_dir} + {cfg.data.vis_dir}"
+    if cfg.data.more:
+        data = " + ".join([str(data)] + [str(m) for m in cfg.data.more])
     notes = (
         f"trained with ivfuse train, preset '{cfg.preset}', seed {cfg.seed}, {len(cfg.stages)} stage(s): "
         + ", ".join(f"{s.name} ({s.length} {s.unit})" for s in cfg.stages)
         + f"; {seconds / 60:.1f} min."
         + (f" Initialised from {init_from}, then fine-tuned." if init_from else "")
         + f" {cfg.description}".rstrip()
+        + (f" Loss '{cfg.loss.name}' as configured: "
+           + ", ".join(f"{k}={v}" for k, v in sorted(cfg.loss.kwargs.items())) + "."
+           if getattr(cfg, "loss", None) is not None and cfg.loss.kwargs else "")
     )
     return WeightCard(
         file=weights.name,
