@@ -113,7 +113,7 @@ def test_fuse_backend_onnxruntime_matches_torch(tmp_path):
             img = rng.random((30, 44, 3) if sub == "vi" else (30, 44)).astype(np.float32)
             write_image(tmp_path / "data" / sub / f"p{i}.png", img)
     a, b = tmp_path / "a", tmp_path / "b"
-    assert main(["fuse", str(tmp_path / "data"), "-o", str(a), "-q", "--threads", "1"]) == 0
+    assert main(["fuse", str(tmp_path / "data"), "-o", str(a), "-q", "--threads", "1", "--backend", "torch"]) == 0
     assert main(["fuse", str(tmp_path / "data"), "-o", str(b), "-q", "--threads", "1", "--backend", "onnxruntime"]) == 0
     for i in range(2):
         x, y = read_image(a / f"p{i}.png"), read_image(b / f"p{i}.png")
@@ -131,3 +131,32 @@ def test_torch_backend_refuses_onnx_file(tmp_path):
         load_model(str(tmp_path / "m.onnx"))
     with pytest.raises(FileNotFoundError):
         load_model(str(tmp_path / "m.onnx"), backend="onnxruntime")
+
+
+def test_fuse_backend_auto_picks_onnxruntime_for_a_folder_of_a_network_only(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    for sub in ("ir", "vi"):
+        for i in range(2):
+            write_image(tmp_path / "data" / sub / f"p{i}.png", rng.random((24, 32)).astype(np.float32))
+    data = tmp_path / "data"
+
+    def said(argv):
+        capsys.readouterr()
+        assert main(argv + ["-q", "--threads", "1"]) == 0
+        return capsys.readouterr().out
+
+    assert "fusionnet_cpu, onnxruntime" in said(["fuse", str(data), "-o", str(tmp_path / "a")])  # the default
+    torch_out = said(["fuse", str(data), "-o", str(tmp_path / "t"), "--backend", "torch"])
+    assert "onnxruntime" not in torch_out
+    for i in range(2):  # the same images within one grey level
+        diff = np.abs(read_image(tmp_path / "a" / f"p{i}.png") - read_image(tmp_path / "t" / f"p{i}.png"))
+        assert diff.max() <= 1 / 255 + 1e-6
+    # One pair (the export would cost more than it saves), maps and training-free methods: PyTorch.
+    one = said(["fuse", "--ir", str(data / "ir" / "p0.png"), "--vis", str(data / "vi" / "p0.png"),
+                "-o", str(tmp_path / "one.png")])
+    assert "onnxruntime" not in one
+    assert "onnxruntime" not in said(["fuse", str(data), "-o", str(tmp_path / "m"), "--save-maps"])
+    assert "onnxruntime" not in said(["fuse", str(data), "-o", str(tmp_path / "g"), "--model", "gff"])
+    capsys.readouterr()
+    assert main(["fuse", str(data), "-o", str(tmp_path / "x"), "--save-maps", "--backend", "onnxruntime", "-q"]) != 0
+    assert "--save-maps needs --backend torch" in capsys.readouterr().err
