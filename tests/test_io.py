@@ -191,3 +191,17 @@ def test_as_gray_is_bt601_luminance():
     assert np.allclose(g, 0.299 + 0.587 * 0.5 + 0.114 * 0.25)
     gray = np.random.default_rng(0).random((4, 5)).astype(np.float32)
     assert as_gray(gray) is gray
+
+
+def test_png_written_at_the_fast_zlib_level(tmp_path, rng):
+    import io as _io
+
+    from ivfuse.io.image import PNG_COMPRESS_LEVEL
+
+    img = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    path = write_image(tmp_path / "f.png", img.astype(np.float32) / 255)
+    fast, default = _io.BytesIO(), _io.BytesIO()
+    Image.fromarray(img).save(fast, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    Image.fromarray(img).save(default, format="PNG")
+    assert PNG_COMPRESS_LEVEL == 1 and path.read_bytes() == fast.getvalue() != default.getvalue()
+    assert np.array_equal(np.asarray(Image.open(path)), img)  # still lossless

@@ -214,6 +214,10 @@ def _quantize(img: np.ndarray, bit_depth: int) -> np.ndarray:
     return out.astype(np.uint8 if bit_depth == 8 else np.uint16)
 
 
+#: zlib level of the 8-bit PNG files ivfuse writes (0-9; Pillow's default is 6).
+PNG_COMPRESS_LEVEL = 1
+
+
 def _encode(fh, img: np.ndarray, ext: str, quality: int) -> None:
     """Write ``img`` (uint8/uint16, (H,W) or (H,W,3)) in the format named by ``ext`` to ``fh``."""
     if ext in (".tif", ".tiff"):
@@ -239,6 +243,10 @@ def _encode(fh, img: np.ndarray, ext: str, quality: int) -> None:
 
     fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP"}[ext]
     kwargs = {"quality": quality, "subsampling": 0} if fmt == "JPEG" else {}
+    if fmt == "PNG":
+        # zlib level 1: still lossless, about 6x faster to write than Pillow's default 6 for a 640x480
+        # colour image (files about 15 % larger); at level 6 writing took longer than fusing.
+        kwargs["compress_level"] = PNG_COMPRESS_LEVEL
     Image.fromarray(img).save(fh, format=fmt, **kwargs)
 
 
