@@ -4,7 +4,7 @@
                                            [--backends torch,auto] [--out benchmarks/results/fuse_folder_speed.json]
 
 For each backend the command runs twice in a fresh process, on a folder of one pair and on a folder of
-``--pairs`` pairs (synthetic, seeded, gray infrared and colour visible), and the per-pair cost is the
+``--pairs`` pairs (the demo scene, one seed each: gray infrared, colour visible), and the per-pair cost is the
 difference of the two wall times over ``pairs - 1``: start-up, model loading and the in-memory ONNX export
 cancel out, reading, fusing, colour restoration and writing each pair stay in. The median of ``--repeat``
 such measurements is kept, with the 1-minute load average before and after (the figure is only meaningful
@@ -24,23 +24,19 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 
 def make_pairs(root: Path, n: int, size=(480, 640)) -> Path:
-    rng = np.random.default_rng(0)
-    h, w = size
-    yy, xx = np.mgrid[0:h, 0:w]
+    """``n`` demo pairs (``ivfuse.demo.make_demo_pair``, seeds 0..n-1): gray infrared, colour visible."""
+    from ivfuse.demo import make_demo_pair
+
     for sub in ("ir", "vi"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     for i in range(n):
-        base = 0.5 + 0.3 * np.sin(xx / (20 + i) + yy / 37.0)
-        ir = np.clip(base + 0.05 * rng.standard_normal((h, w)), 0, 1)
-        ir[(yy - 200 - i) ** 2 + (xx - 300) ** 2 < 40 ** 2] = 0.95  # a warm target
-        vis = np.clip(np.stack([1 - base, base, 0.5 * base], -1) + 0.05 * rng.standard_normal((h, w, 3)), 0, 1)
-        Image.fromarray((ir * 255).astype(np.uint8)).save(root / "ir" / f"p{i:03d}.png")
-        Image.fromarray((vis * 255).astype(np.uint8)).save(root / "vi" / f"p{i:03d}.png")
+        ir, vis, _mask = make_demo_pair(*size, seed=i)
+        Image.fromarray(ir).save(root / "ir" / f"p{i:03d}.png")
+        Image.fromarray(vis).save(root / "vi" / f"p{i:03d}.png")
     return root
 
 

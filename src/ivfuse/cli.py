@@ -102,28 +102,26 @@ def _cmd_fuse(args) -> int:
     folder_mode = (args.dataset is not None or (args.ir and Path(args.ir).is_dir())
                    or (args.vis and Path(args.vis).is_dir()))
     backend = args.backend
-    if backend == "auto" and not onnx_file:
+    if onnx_file:
+        backend = "onnxruntime"
+    elif backend == "auto" and not (folder_mode and device.type == "cpu" and args.dtype == "float32"
+                                    and not args.save_maps):
         # The in-memory export costs about a second, so it pays for a folder, not for one pair; maps, other
-        # dtypes and GPUs stay with PyTorch.
-        # The training-free methods are as fast or faster in PyTorch (benchmarks/results/onnx.json).
-        from .models import get_model_entry
-
-        fast = (folder_mode and device.type == "cpu" and args.dtype == "float32" and not args.save_maps
-                and get_model_entry(model).trainable)
-        backend = "auto" if fast else "torch"
+        # dtypes and GPUs stay with PyTorch (load_model's auto keeps the training-free methods there too).
+        backend = "torch"
     name = model
-    if backend != "torch" or onnx_file:
+    if backend != "torch":
         from .export import OnnxModel, load_model
 
-        if backend == "onnxruntime" or onnx_file:
+        if backend == "onnxruntime":
             if args.dtype != "float32":
                 raise ValueError(f"--dtype {args.dtype} needs --backend torch (onnxruntime runs float32)")
             if args.save_maps:
                 raise ValueError("--save-maps needs --backend torch (the ONNX graph returns the fused image only)")
-        loaded = load_model(model, backend="onnxruntime" if onnx_file else backend, checkpoint_path=args.checkpoint)
-        if isinstance(loaded, OnnxModel):
-            name = f"{model}, onnxruntime"
-            model, args.checkpoint = loaded, None
+        model = load_model(model, backend=backend, checkpoint_path=args.checkpoint)
+        args.checkpoint = None  # applied by load_model
+        if isinstance(model, OnnxModel):
+            name = f"{name}, onnxruntime"
     if folder_mode:
         if args.dataset is None and not (args.ir and args.vis):
             _err("folder mode needs DATASET_DIR or both --ir DIR and --vis DIR")

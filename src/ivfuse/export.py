@@ -225,7 +225,8 @@ def load_model(model: str | nn.Module | None = None, *, backend: str = "torch",
     Args:
         model: registry name, model instance, or (onnxruntime backend) an ``.onnx`` file; None: the default model.
         backend: ``"torch"``, ``"onnxruntime"`` (a registry name or instance is exported in memory: no file,
-            nothing cached) or ``"auto"`` (onnxruntime when it is installed and the model exports, else torch).
+            nothing cached) or ``"auto"`` (onnxruntime when it is installed and a network with parameters
+            exports, else torch: the training-free methods run faster in PyTorch).
 
     Raises:
         ValueError: unknown backend, an ``.onnx`` file with the torch backend; ExportError, MissingExtraError.
@@ -239,6 +240,10 @@ def load_model(model: str | nn.Module | None = None, *, backend: str = "torch",
         if is_file:
             return OnnxModel(model)
         net, name = _resolve(model, checkpoint_path)
+        if not any(True for _ in net.parameters()):
+            # The training-free methods (no parameters) are as fast or faster in PyTorch
+            # (benchmarks/results/onnx.json).
+            return net
         try:
             require("onnx", "onnx", "ONNX export")
             require("onnxruntime", "onnx", "the onnxruntime backend")

@@ -87,7 +87,7 @@ def weight_card(cfg: TrainConfig, weights: Path, steps: int, model: nn.Module, v
         + f" {cfg.description}".rstrip()
         + (f" Loss '{cfg.loss.name}' as configured: "
            + ", ".join(f"{k}={v}" for k, v in sorted(cfg.loss.kwargs.items())) + "."
-           if getattr(cfg, "loss", None) is not None and cfg.loss.kwargs else "")
+           if cfg.loss.kwargs else "")
     )
     return WeightCard(
         file=weights.name,
