@@ -299,6 +299,36 @@ def test_cli_help_works_without_the_extra(capsys):
     assert ex.value.code == 0 and "--model-yaml" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("text, seeds", [("3", [0, 1, 2]), ("2-3", [2, 3]), ("0,2", [0, 2]), ("4,", [4])])
+def test_parse_seeds(text, seeds):
+    from ivfuse.downstream.cli import parse_seeds
+
+    assert parse_seeds(text) == seeds
+
+
+@pytest.mark.parametrize("text", ["0", "x", "3-1", "1,1", "-1,2", "1.5"])
+def test_cli_bad_seeds_is_a_usage_error(text, capsys):
+    with pytest.raises(SystemExit) as ex:
+        main(["downstream", "detect", "--train", "a", "--test", "b", "--seeds", text, "-o", "o"])
+    assert ex.value.code == 2 and "--seeds" in capsys.readouterr().err
+
+
+def test_cli_seed_range_reaches_the_runs(tmp_path, splits, monkeypatch):
+    import ivfuse.downstream.detect as det
+
+    seen = {}
+
+    def fake(train, test, inputs, out, settings, seeds, **kw):
+        seen["seeds"] = list(seeds)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(det, "run_detection", fake)
+    train, test = splits
+    rc = main(["downstream", "detect", "--train", str(train), "--test", str(test), "--seeds", "1-2",
+               "-o", str(tmp_path / "o")])
+    assert rc == 1 and seen["seeds"] == [1, 2]
+
+
 # ------------------------------------------------------------------ end to end (needs the detect extra)
 
 

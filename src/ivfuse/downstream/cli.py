@@ -95,7 +95,32 @@ def _common(p, layout: str, size_help: str, batch: int) -> None:
     p.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
     p.add_argument("--imgsz", type=int, default=320, help=f"{size_help}, a multiple of 32 (default 320)")
     p.add_argument("--batch", type=int, default=batch, help=f"batch size (default {batch})")
-    p.add_argument("--seeds", type=int, default=1, metavar="K", help="train with seeds 0..K-1 (default 1)")
+    p.add_argument("--seeds", type=parse_seeds, default=range(1), metavar="K|A-B|A,B,...",
+                   help="train with seeds 0..K-1 (default 1), the range A..B or the listed seeds (to split the seeds "
+                        "of one table over several processes, each with its own -o, then gather the seed*.json files "
+                        "in one folder and rerun with --resume)")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds``: ``K`` is seeds 0..K-1, ``A-B`` the seeds A..B, ``A,B,...`` the seeds listed.
+
+    >>> parse_seeds("3"), parse_seeds("2-3"), parse_seeds("0,2")
+    ([0, 1, 2], [2, 3], [0, 2])
+    """
+    t = text.strip()
+    try:
+        if "," in t:
+            seeds = [int(x) for x in t.split(",") if x.strip()]
+        elif "-" in t:
+            a, b = (int(x) for x in t.split("-", 1))
+            seeds = list(range(a, b + 1))
+        else:
+            seeds = list(range(int(t)))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K, A-B or A,B,... of whole numbers, got {text!r}") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"needs at least one seed, none negative or repeated, got {text!r}")
+    return seeds
 
 
 def _tail(p) -> None:
@@ -112,8 +137,6 @@ def _tail(p) -> None:
 def _inputs(args) -> list:
     from .inputs import parse_fused, parse_sources
 
-    if args.seeds < 1:
-        raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
     return parse_sources(args.sources) + [parse_fused(s) for s in args.fused]
 
 
@@ -136,7 +159,7 @@ def _cmd_detect(args) -> int:
     inputs = _inputs(args)
     settings = DetectSettings(model_yaml=args.model_yaml, weights=args.weights, epochs=args.epochs, imgsz=args.imgsz,
                               batch=args.batch, device=args.device, threads=torch.get_num_threads())
-    res = run_detection(args.train, args.test, inputs, args.output, settings, seeds=range(args.seeds),
+    res = run_detection(args.train, args.test, inputs, args.output, settings, seeds=args.seeds,
                         names=_names(args.classes), resume=args.resume, progress=not args.quiet)
     return _finish(res, METRICS)
 
@@ -150,7 +173,7 @@ def _cmd_segment(args) -> int:
     inputs = _inputs(args)
     settings = SegmentSettings(arch=args.arch, weights=args.weights, epochs=args.epochs, imgsz=args.imgsz,
                                batch=args.batch, lr=args.lr, device=args.device, threads=torch.get_num_threads())
-    res = run_segmentation(args.train, args.test, inputs, args.output, settings, seeds=range(args.seeds),
+    res = run_segmentation(args.train, args.test, inputs, args.output, settings, seeds=args.seeds,
                            names=_names(args.classes), num_classes=args.num_classes, resume=args.resume,
                            progress=not args.quiet, save_weights=args.save_weights)
     return _finish(res, SEGMENT_METRICS)
