@@ -240,7 +240,9 @@ def load_model(model: str | nn.Module | None = None, *, backend: str = "torch",
         if is_file:
             return OnnxModel(model)
         net, name = _resolve(model, checkpoint_path)
-        if not any(True for _ in net.parameters()):
+        from .models.registry import count_parameters
+
+        if count_parameters(net) == 0:
             # The training-free methods (no parameters) are as fast or faster in PyTorch
             # (benchmarks/results/onnx.json).
             return net

@@ -95,7 +95,7 @@ def _common(p, layout: str, size_help: str, batch: int) -> None:
     p.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
     p.add_argument("--imgsz", type=int, default=320, help=f"{size_help}, a multiple of 32 (default 320)")
     p.add_argument("--batch", type=int, default=batch, help=f"batch size (default {batch})")
-    p.add_argument("--seeds", type=parse_seeds, default=range(1), metavar="K|A-B|A,B,...",
+    p.add_argument("--seeds", type=parse_seeds, default="1", metavar="K|A-B|A,B,...",
                    help="train with seeds 0..K-1 (default 1), the range A..B or the listed seeds (to split the seeds "
                         "of one table over several processes, each with its own -o, then gather the seed*.json files "
                         "in one folder and rerun with --resume)")
