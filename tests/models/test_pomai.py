@@ -282,3 +282,33 @@ def test_fuses_a_real_pair_at_its_size():
     with Image.open(vis_path) as im:
         w, h = im.size
     assert out.shape[:2] == (h, w)
+
+
+# ---------------------------------------------------------------------------------------------- detail refinement
+def test_detail_refinement_starts_as_the_model_without_it_and_learns():
+    plain = tiny(stride=4, detail_skip=True).eval()
+    refined = tiny(stride=4, detail_skip=True, detail_hidden=4).eval()
+    state = refined.state_dict()
+    new = {k for k in state if k not in plain.state_dict()}
+    assert new == {"decoder.refine.0.weight", "decoder.refine.0.bias", "decoder.refine.2.weight",
+                   "decoder.refine.2.bias"}
+    state.update(plain.state_dict())
+    refined.load_state_dict(state)
+    ir, vis = pair(1, 21, 30)
+    with torch.no_grad():
+        assert torch.equal(refined(ir, vis), plain(ir, vis))  # zero-initialised last conv
+    refined.train()
+    target = torch.maximum(ir, vis)
+    (refined(ir, vis) - target).abs().mean().backward()
+    assert refined.decoder.refine[2].weight.grad.abs().sum() > 0
+    opt = torch.optim.SGD(refined.decoder.refine.parameters(), lr=0.5)
+    opt.step()
+    with torch.no_grad():
+        assert not torch.equal(refined.eval()(ir, vis), plain(ir, vis))
+
+
+def test_detail_refinement_needs_the_detail_skip():
+    with pytest.raises(ValueError, match="detail_hidden needs detail_skip"):
+        tiny(stride=4, detail_skip=False, detail_hidden=4)
+    with pytest.raises(ValueError, match="detail_hidden must be >= 0"):
+        tiny(stride=4, detail_skip=True, detail_hidden=-1)

@@ -89,6 +89,11 @@ class Decoder(nn.Module):
         detail_skip: add a full-resolution 3x3 conv of the two input images to the output logits, so a
             strided (CPU) variant can pass fine edges it cannot represent at 1/stride resolution. Not in the paper
             (which has no stride); off for ``pomai``.
+        detail_hidden: 0 (off) or the width h of a small full-resolution refinement added after the detail
+            skip: ``conv3x3(3 -> h), LeakyReLU, conv3x3(h -> 1)`` on ``[ir, vis, sigmoid(logits)]``, added to the
+            logits. Unlike the linear detail skip it can choose, pixel by pixel, which input's edge to keep. Its
+            last conv starts at zero, so a model that gains it starts from the same output. Needs
+            ``detail_skip``; not in the paper.
 
     Shape:
         (B, 2C, H / stride, W / stride) and, with ``detail_skip``, the (B, 2, H, W) inputs -> (B, 1, H, W) in (0, 1).
@@ -102,9 +107,23 @@ class Decoder(nn.Module):
         ffn_expansion: float = 2.0,
         stride: int = 1,
         detail_skip: bool = False,
+        detail_hidden: int = 0,
     ) -> None:
         super().__init__()
+        if detail_hidden < 0:
+            raise ValueError(f"Decoder: detail_hidden must be >= 0, got {detail_hidden}")
+        if detail_hidden and not detail_skip:
+            raise ValueError("Decoder: detail_hidden needs detail_skip=True")
         self.detail = nn.Conv2d(2, 1, 3, padding=1) if detail_skip else None
+        self.refine = None
+        if detail_hidden:
+            self.refine = nn.Sequential(
+                nn.Conv2d(3, detail_hidden, 3, padding=1),
+                nn.LeakyReLU(0.2, inplace=True),
+                nn.Conv2d(detail_hidden, 1, 3, padding=1),
+            )
+            nn.init.zeros_(self.refine[2].weight)
+            nn.init.zeros_(self.refine[2].bias)
         self.reduce = nn.Conv2d(2 * dim, dim, 1, bias=False)
         self.blocks = nn.Sequential(*(RestormerBlock(dim, num_heads, ffn_expansion) for _ in range(num_blocks)))
         half = max(1, dim // 2)
@@ -121,6 +140,8 @@ class Decoder(nn.Module):
             if images is None:
                 raise ValueError("Decoder: detail_skip needs the (B, 2, H, W) input images")
             logits = logits + self.detail(images)
+            if self.refine is not None:
+                logits = logits + self.refine(torch.cat((images, torch.sigmoid(logits)), dim=1))
         return torch.sigmoid(logits)
 
 
@@ -244,6 +265,8 @@ class PoMAI(FusionModel):
             not multiples of ``stride`` are reflection-padded and cropped back internally.
         detail_skip: a full-resolution 3x3 conv of [ir, vis] added to the decoder's output logits (CPU variant
             only, see :class:`Decoder`).
+        detail_hidden: width of the decoder's nonlinear full-resolution refinement (0: none; see
+            :class:`Decoder`).
 
     Forward:
         ``model(ir, vis)`` with (B, 1, H, W) inputs in [0, 1], any H, W, returns the fused (B, 1, H, W) in
@@ -275,6 +298,7 @@ class PoMAI(FusionModel):
         lsh_seed: int = 0,
         stride: int = 1,
         detail_skip: bool = False,
+        detail_hidden: int = 0,
     ) -> None:
         super().__init__()
         self.dim = dim
@@ -286,7 +310,7 @@ class PoMAI(FusionModel):
         self.ngmm = NGMM(dim, group_size, n_hashes, max_buckets, attend_neighbours, seed=lsh_seed) if use_ngmm else None
         self.camn = CAMN(dim, dilation) if use_camn else None
         self.micm = MICM(dim, gate_channels) if use_micm else None
-        self.decoder = Decoder(dim, decoder_blocks, num_heads, ffn_expansion, stride, detail_skip)
+        self.decoder = Decoder(dim, decoder_blocks, num_heads, ffn_expansion, stride, detail_skip, detail_hidden)
         self.stage = "final"
         #: run the convolutions in channels-last layout (same result, several times faster on CPU).
         self.channels_last = True
