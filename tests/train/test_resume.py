@@ -383,3 +383,37 @@ def test_cli_errors_are_one_line_in_option_words(extra, words, pair_dir, tmp_pat
     for w in words:
         assert w in line, line
     assert not Path("run").exists()
+
+
+def test_init_partial_grows_a_model_from_weights_that_lack_some_tensors(tiny_weights, pair_dir, tmp_path, capsys):
+    w = load_file(str(tiny_weights))
+    dropped = sorted(w)[-1]
+    smaller = tmp_path / "smaller.safetensors"
+    save_file({k: v for k, v in w.items() if k != dropped}, str(smaller))
+    capsys.readouterr()
+    # without the option a missing tensor is an error that names it and the option
+    assert main(_tiny_args(pair_dir, tmp_path / "run", "--steps", "1", "--init-from", str(smaller))) == 1
+    line = _error_line(capsys)
+    assert f"tensor '{dropped}'" in line and "missing there" in line and "--init-partial" in line
+    assert not (tmp_path / "run").exists()
+
+    args = _tiny_args(pair_dir, tmp_path / "run", "--steps", "1", "--init-from", str(smaller), "--init-partial")
+    cfg = resolve_config(build_parser().parse_args(args))
+    assert cfg.init_partial
+    start = build_model(cfg, cfg.init_from).state_dict()
+    fresh = build_model(cfg).state_dict()
+    assert all(torch.equal(start[k], w[k]) for k in w if k != dropped)
+    assert torch.equal(start[dropped], fresh[dropped]) and not torch.equal(start[dropped], w[dropped])
+    assert main([*args, "--lr", "0"]) == 0
+    assert f"keep their fresh initialisation: {dropped}" in capsys.readouterr().out
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["init_partial"] is True
+
+    # a tensor the model lacks is still refused, and so is the option without --init-from
+    extra = tmp_path / "extra.safetensors"
+    save_file({**w, "not.a.tensor": torch.zeros(2)}, str(extra))
+    assert main(_tiny_args(pair_dir, tmp_path / "run2", "--steps", "1", "--init-from", str(extra),
+                           "--init-partial")) == 1
+    assert "tensor 'not.a.tensor' there is not part of model 'tiny_cnn'" in _error_line(capsys)
+    assert main(_tiny_args(pair_dir, tmp_path / "run3", "--steps", "1", "--init-partial")) == 1
+    assert "--init-partial needs --init-from" in _error_line(capsys)
+    assert not (tmp_path / "run2").exists() and not (tmp_path / "run3").exists()

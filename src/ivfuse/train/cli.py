@@ -64,6 +64,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("--resume", "", None, "continue the run in --out from its newest checkpoint", _FLAG),
     Option("--init-from", "", str, "start from these weights and fine-tune: a model whose weights ship (e.g. "
            "fusionnet_cpu) or a .safetensors file; not with --resume", {"metavar": "MODEL|FILE"}),
+    Option("--init-partial", "", None, "with --init-from: tensors of the model that the weights lack (a larger "
+           "variant, e.g. --set model_kwargs.detail_hidden=8) keep their fresh initialisation", _FLAG),
     Option("--steps", "", int, "total optimizer steps (stage lengths and schedules scaled to fit)"),
     Option("--batch-size", "data.batch_size", int, "pairs per step per process"),
     Option("--crop", "data.crop", int, "training crop side in pixels"),
@@ -233,6 +235,10 @@ def resolve_config(args):
     cfg = _start_config(args)
     if init_from:
         cfg.init_from = init_from
+    if getattr(args, "init_partial", False):
+        if not (init_from or cfg.init_from):
+            raise ValueError("--init-partial needs --init-from")
+        cfg.init_partial = True
     if args.config:
         cfg = _apply_config_file(cfg, args.config)
     _apply_data_folders(cfg, args)

@@ -185,6 +185,10 @@ class TrainConfig:
             model whose weights ship (e.g. "fusionnet_cpu") or a ``.safetensors`` file
             (``ivfuse train --init-from``). Used when the run starts at step 0; a resumed run
             continues from its checkpoint.
+        init_partial: with ``init_from``, let the model have tensors the file lacks (a larger variant
+            grown from smaller weights, e.g. ``pomai_cpu`` with ``detail_hidden``): they keep their fresh
+            initialisation and are named in the log. A tensor of the file the model lacks, or one of
+            another shape, is still an error (``ivfuse train --init-partial``).
         imports: Python modules imported before the run is built when a model or loss it names
             is not registered yet (plug-ins that call ``register_model``/``register_loss``). A
             run records there the modules outside ivfuse that define its model and losses, so
@@ -211,6 +215,7 @@ class TrainConfig:
     find_unused_parameters: bool = True
     description: str = ""
     init_from: str = ""
+    init_partial: bool = False
     imports: list = field(default_factory=list)
 
 

@@ -4,7 +4,8 @@ The source is either the name of a registered model whose weights ship with the 
 weight card's file, checked against the card's sha256) or a ``.safetensors`` file. Nothing is
 ever unpickled: ``.pt``/``.pth``/``.ckpt``/``.bin`` files are refused. Every tensor of the file
 must exist in the model being trained with the same shape, and the other way round; otherwise
-the error names the file and the first tensor that does not fit.
+the error names the file and the first tensor that does not fit. With ``partial`` (``--init-partial``)
+the model may have tensors the file lacks, which keep their fresh initialisation.
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ def _shape(t: torch.Tensor) -> str:
     return "(" + ", ".join(str(s) for s in t.shape) + ")"
 
 
-def check_state_fits(model: nn.Module, state: Mapping[str, torch.Tensor], what: str, model_name: str) -> None:
+def check_state_fits(model: nn.Module, state: Mapping[str, torch.Tensor], what: str, model_name: str,
+                     partial: bool = False) -> list[str]:
     """Raise a one-line ``ValueError`` unless ``state`` has exactly ``model``'s tensors with its shapes.
 
     Args:
@@ -117,11 +119,21 @@ def check_state_fits(model: nn.Module, state: Mapping[str, torch.Tensor], what: 
         state: tensors by state-dict key.
         what: names the source in the message, e.g. ``"--init-from 'w.safetensors'"``.
         model_name: the model's registered name, for the message.
+        partial: allow tensors of the model that ``state`` lacks (not the other way round).
+
+    Returns:
+        The model's tensors that ``state`` lacks (empty unless ``partial``).
     """
     own = model.state_dict()
+    missing = [key for key in own if key not in state]
+    if missing and not partial:
+        raise ValueError(f"{what}: tensor '{missing[0]}' of model '{model_name}' is missing there "
+                         "(--init-partial lets such tensors keep their fresh initialisation)")
+    if len(missing) == len(own):
+        raise ValueError(f"{what}: not one tensor of model '{model_name}' is there")
     for key, t in own.items():
         if key not in state:
-            raise ValueError(f"{what}: tensor '{key}' of model '{model_name}' is missing there")
+            continue
         if tuple(state[key].shape) != tuple(t.shape):
             raise ValueError(
                 f"{what}: tensor '{key}' is {_shape(state[key])} there but {_shape(t)} in model '{model_name}'"
@@ -129,11 +141,17 @@ def check_state_fits(model: nn.Module, state: Mapping[str, torch.Tensor], what: 
     extra = [k for k in state if k not in own]
     if extra:
         raise ValueError(f"{what}: tensor '{extra[0]}' there is not part of model '{model_name}'")
+    return missing
 
 
-def load_init_weights(model: nn.Module, source: InitSource, model_name: str, option: str = "--init-from") -> None:
-    """Copy the weights of ``source`` into ``model`` after checking that every tensor fits."""
+def load_init_weights(model: nn.Module, source: InitSource, model_name: str, option: str = "--init-from",
+                      partial: bool = False) -> list[str]:
+    """Copy the weights of ``source`` into ``model`` after checking that every tensor fits.
+
+    Returns the model's tensors the file lacks, left as initialised (only with ``partial``).
+    """
     what = f"{option} '{source.path}'"
     state = read_safetensors(source.path, what)
-    check_state_fits(model, state, what, model_name)
-    model.load_state_dict(state, strict=True)
+    missing = check_state_fits(model, state, what, model_name, partial)
+    model.load_state_dict(state, strict=not missing)
+    return missing

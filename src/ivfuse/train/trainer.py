@@ -82,7 +82,10 @@ def build_model(cfg: TrainConfig, init: InitSource | str | None = None) -> nn.Mo
     if isinstance(init, str):
         init = resolve_init_source(init)
     if init is not None:
-        load_init_weights(model, init, cfg.model)
+        fresh = load_init_weights(model, init, cfg.model, partial=cfg.init_partial)
+        if fresh:
+            print(f"initial weights: {len(fresh)} tensors not in {init.spec} keep their fresh initialisation: "
+                  + ", ".join(fresh[:8]) + (", ..." if len(fresh) > 8 else ""))
     return model
 
 
