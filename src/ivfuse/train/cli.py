@@ -236,8 +236,6 @@ def resolve_config(args):
     if init_from:
         cfg.init_from = init_from
     if getattr(args, "init_partial", False):
-        if not (init_from or cfg.init_from):
-            raise ValueError("--init-partial needs --init-from")
         cfg.init_partial = True
     if args.config:
         cfg = _apply_config_file(cfg, args.config)
@@ -251,6 +249,8 @@ def resolve_config(args):
         except ValueError as exc:
             raise type(exc)(f"--set: {' '.join(str(exc).split())}") from exc
     _absolute_paths(cfg)
+    if cfg.init_partial and not cfg.init_from:  # checked on the resolved settings: --config or --set may give it
+        raise ValueError("--init-partial needs --init-from")
     if not (cfg.data.path or (cfg.data.ir_dir and cfg.data.vis_dir)):
         raise ValueError("no training data: give --data DIR (or --ir DIR --vis DIR, or data.path in --config)")
     return cfg

@@ -132,9 +132,7 @@ def check_state_fits(model: nn.Module, state: Mapping[str, torch.Tensor], what: 
     if len(missing) == len(own):
         raise ValueError(f"{what}: not one tensor of model '{model_name}' is there")
     for key, t in own.items():
-        if key not in state:
-            continue
-        if tuple(state[key].shape) != tuple(t.shape):
+        if key in state and tuple(state[key].shape) != tuple(t.shape):
             raise ValueError(
                 f"{what}: tensor '{key}' is {_shape(state[key])} there but {_shape(t)} in model '{model_name}'"
             )
