@@ -68,6 +68,45 @@ def test_intensity_and_gradient_zero_at_max():
     assert float(L.gradient_max_loss(flat, ir, flat)) > 0.1
 
 
+def test_intensity_max_on_base_layer_spares_fine_texture():
+    # Two sources of equal local mean, one flat and one with a fine +-0.2 checkerboard: the pixel-wise
+    # max charges the flat image for the checkerboard's bright squares; on a base layer wider than the
+    # checker the flat image matches the brighter base, while a globally darker image still costs.
+    yy, xx = torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij")
+    checker = (0.5 + 0.2 * (((yy + xx) % 2) * 2 - 1)).float().view(1, 1, 32, 32)
+    flat = torch.full_like(checker, 0.5)
+    pixel = float(L.intensity_max_loss(flat, checker, flat))
+    base = float(L.intensity_max_loss(flat, checker, flat, base_sigma=4.0))
+    assert pixel > 0.09 and base < 0.01
+    assert float(L.intensity_max_loss(flat - 0.2, checker, flat, base_sigma=4.0)) > 0.15
+    loss = L.FusionLoss(ssim=0, intensity=1, gradient=0, base_sigma=4.0)
+    total, _ = loss(flat, {}, {"ir": checker, "vis": flat})
+    assert float(total) == pytest.approx(base, abs=1e-6)
+    with pytest.raises(ValueError, match="intensity_mode='max'"):
+        L.FusionLoss(intensity_mode="select", base_sigma=2.0)
+    with pytest.raises(ValueError, match="base_sigma"):
+        L.intensity_max_loss(flat, checker, flat, base_sigma=-1.0)
+
+
+def test_grad_scales_charge_lost_regional_contrast():
+    # A bright square on a dark ground (the infrared) and a flat visible image: a copy of the square
+    # with its contrast halved keeps sharp Sobel edges only at half strength; the coarse scales add a
+    # charge for the lost regional contrast, and nothing for the infrared itself.
+    ir = torch.full((1, 1, 48, 48), 0.2)
+    ir[..., 16:32, 16:32] = 0.8
+    vis = torch.full_like(ir, 0.4)
+    faded = 0.5 * ir + 0.25
+    plain = L.target_aware_maps(faded, ir, vis)["grad"].mean()
+    multi = L.target_aware_maps(faded, ir, vis, grad_scales=(2.0, 4.0))["grad"].mean()
+    assert float(multi) > 2 * float(plain) > 0
+    assert float(L.target_aware_maps(ir, ir, vis, grad_scales=(2.0, 4.0))["grad"].abs().max()) < 1e-5
+    loss = L.TargetAwareLoss(ssim=0, intensity=0, gradient=1, roi_weight=0, grad_scales=[2, 4])
+    total, _ = loss(faded, {}, {"ir": ir, "vis": vis})
+    assert float(total) == pytest.approx(float(multi), rel=1e-5)
+    with pytest.raises(ValueError, match="grad_scales"):
+        L.TargetAwareLoss(grad_scales=[0.0])
+
+
 def test_mse_minimal_at_mean():
     ir, vis, _ = _imgs()
     best = float(L.mse_loss(0.5 * (ir + vis), ir, vis))

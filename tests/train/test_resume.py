@@ -417,3 +417,19 @@ def test_init_partial_grows_a_model_from_weights_that_lack_some_tensors(tiny_wei
     assert main(_tiny_args(pair_dir, tmp_path / "run3", "--steps", "1", "--init-partial")) == 1
     assert "--init-partial needs --init-from" in _error_line(capsys)
     assert not (tmp_path / "run2").exists() and not (tmp_path / "run3").exists()
+
+
+def test_resume_config_difference_ignores_settings_added_since(tmp_path):
+    from ivfuse.train.config import TrainConfig, config_to_dict
+    from ivfuse.train.run_files import write_run_files
+
+    cfg = TrainConfig()
+    old = config_to_dict(cfg)
+    del old["init_partial"]  # a config.json written before the setting existed
+    said: list[str] = []
+    write_run_files(tmp_path / "run", cfg, old, {}, said.append)
+    assert said == []
+    old["seed"] = cfg.seed + 1
+    write_run_files(tmp_path / "run", cfg, old, {}, said.append)
+    assert len(said) == 1 and "(seed)" in said[0]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["seed"] == cfg.seed

@@ -176,6 +176,8 @@ class FusionLoss(nn.Module):
         mask_weight: foreground pixel weight in W (FGFusion: 3).
         roi_weight: ROI pixel weight in W.
         intensity_mode: "max" (PoMAI eq. 17, L1 to max(I, V)) or "select" (FGFusion eq. 10).
+        base_sigma: with ``intensity_mode="max"``, 0 (pixel-wise) or the Gaussian sigma (pixels) of the
+            base layer on which F is compared with max(I, V) (see :func:`intensity_max_loss`).
         structure: "ssim" or "ncc".
         roi_intensity_target: "max" or "ir" for the ROI term's intensity target.
         fg_key: the model's maps key holding the foreground probability.
@@ -198,10 +200,16 @@ class FusionLoss(nn.Module):
         fg_key: str = "foreground",
         window: int = 11,
         sigma: float = 1.5,
+        base_sigma: float = 0.0,
     ) -> None:
         super().__init__()
         if intensity_mode not in ("max", "select"):
             raise ValueError(f"intensity_mode must be 'max' or 'select', got {intensity_mode!r}")
+        if base_sigma < 0:
+            raise ValueError(f"base_sigma must be >= 0, got {base_sigma}")
+        if base_sigma > 0 and intensity_mode != "max":
+            raise ValueError(f"base_sigma={base_sigma} needs intensity_mode='max', got {intensity_mode!r}")
+        self.base_sigma = float(base_sigma)
         if structure not in ("ssim", "ncc"):
             raise ValueError(f"structure must be 'ssim' or 'ncc', got {structure!r}")
         self.w = {"ssim": ssim, "mse": mse, "int": intensity, "grad": gradient, "bce": bce, "roi": roi}
@@ -251,8 +259,11 @@ class FusionLoss(nn.Module):
             terms["mse"] = t = mse_loss(fused, ir, vis, w)
             total = total + self.w["mse"] * t
         if self.w["int"]:
-            fn = intensity_max_loss if self.intensity_mode == "max" else intensity_select_loss
-            terms["int"] = t = fn(fused, ir, vis, w)
+            if self.intensity_mode == "max":
+                t = intensity_max_loss(fused, ir, vis, w, base_sigma=self.base_sigma)
+            else:
+                t = intensity_select_loss(fused, ir, vis, w)
+            terms["int"] = t
             total = total + self.w["int"] * t
         if self.w["grad"]:
             terms["grad"] = t = gradient_max_loss(fused, ir, vis, w)

@@ -11,7 +11,7 @@ eq. 14 is ``FusionLoss(ssim=5, mse=1, intensity=1, gradient=10)``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -76,6 +76,8 @@ class TargetAwareLoss(nn.Module):
             which the intensity term compares F with max(I, V) (see :func:`ivfuse.losses.target_aware_maps`).
         saturation: 0 (off) or the visible level t above which over-exposed visible pixels give way to the
             infrared in the intensity target (same function).
+        grad_scales: Gaussian sigmas (pixels) at which the gradient term is also compared, () for the
+            Sobel term alone (same function).
 
     ``forward(fused, maps, batch)`` takes fused (B, 1, H, W) in [0, 1], the model's maps (unused)
     and the batch dict with "ir", "vis" (B, 1, H, W) in [0, 1] and "roi" (B, 1, H, W) in {0, 1}
@@ -94,8 +96,12 @@ class TargetAwareLoss(nn.Module):
         sigma: float = 1.5,
         base_sigma: float = 0.0,
         saturation: float = 0.0,
+        grad_scales: Sequence[float] = (),
     ) -> None:
         super().__init__()
+        if any(float(x) <= 0 for x in grad_scales):
+            raise ValueError(f"grad_scales must be > 0, got {list(grad_scales)}")
+        self.grad_scales = tuple(float(x) for x in grad_scales)
         if roi_intensity_target not in ("max", "ir"):
             raise ValueError(f"roi_intensity_target must be 'max' or 'ir', got {roi_intensity_target!r}")
         if roi_weight < 0:
@@ -114,7 +120,7 @@ class TargetAwareLoss(nn.Module):
     def pixel_terms(self, fused: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-pixel maps (B, 1, H, W) of the three terms, plus the intensity map against the infrared (float32)."""
         return target_aware_maps(fused.float(), ir.float(), vis.float(), self.window, self.sigma,
-                                 self.base_sigma, self.saturation)
+                                 self.base_sigma, self.saturation, self.grad_scales)
 
     def region(self, batch: Mapping[str, Any], like: torch.Tensor) -> torch.Tensor | None:
         """The ROI weights R (B, 1, H, W) on ``like``'s device: ``batch["roi"]``, or None."""

@@ -8,6 +8,8 @@ the papers' equations are listed in :mod:`ivfuse.losses`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
@@ -155,10 +157,20 @@ def mse_loss(fused, ir, vis, weight: torch.Tensor | None = None):
     return weighted_mean((f - i).pow(2) + (f - v).pow(2), weight)
 
 
-def intensity_max_loss(fused, ir, vis, weight: torch.Tensor | None = None):
-    """``mean |F - max(I, V)|`` (PoMAI eq. 17); 0 when F is the pixel-wise maximum."""
+def intensity_max_loss(fused, ir, vis, weight: torch.Tensor | None = None, base_sigma: float = 0.0):
+    """``mean |F - max(I, V)|`` (PoMAI eq. 17); 0 when F is the pixel-wise maximum.
+
+    ``base_sigma > 0`` compares the Gaussian base layers instead, ``mean |G*F - max(G*I, G*V)|``
+    (G of that standard deviation in pixels), as :func:`target_aware_maps` does: the brighter source
+    sets the local brightness, and the texture finer than G is left to the gradient term.
+    """
     _check3(fused, ir, vis)
+    if base_sigma < 0:
+        raise ValueError(f"intensity_max_loss: base_sigma must be >= 0, got {base_sigma}")
     f, i, v = _f32(fused, ir, vis)
+    if base_sigma > 0:
+        radius = max(1, int(round(3 * base_sigma)))
+        f, i, v = (blur(t, base_sigma, radius) for t in (f, i, v))
     return weighted_mean((f - torch.maximum(i, v)).abs(), weight)
 
 
@@ -201,7 +213,8 @@ def foreground_bce(prob: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor 
 
 
 def target_aware_maps(
-    fused, ir, vis, window: int = 11, sigma: float = 1.5, base_sigma: float = 0.0, saturation: float = 0.0
+    fused, ir, vis, window: int = 11, sigma: float = 1.5, base_sigma: float = 0.0, saturation: float = 0.0,
+    grad_scales: Sequence[float] = (),
 ) -> dict[str, torch.Tensor]:
     """Per-pixel maps of the target-aware terms, each shaped like ``fused``.
 
@@ -218,11 +231,27 @@ def target_aware_maps(
     scene radiance: the visible value in the maximum is scaled by ``1 - s`` with
     ``s = clamp((V - t) / (1 - t), 0, 1)`` (V on the base layer when ``base_sigma > 0``), so where the visible
     saturates the intensity target becomes the infrared. 0 keeps the plain maximum.
+
+    ``grad_scales = (s1, s2, ...)`` adds the same gradient-to-max comparison on Gaussian-blurred
+    copies (standard deviation s pixels) of the three images, each scaled by s so that a step edge
+    counts about as much at every scale: ``sum_s s | |grad G_s*F| - max(|grad G_s*I|, |grad G_s*V|) |``
+    is added to ``"grad"``. The Sobel term alone sees contrast over three pixels; the coarser terms ask for
+    the stronger source's contrast over regions too (a target's outline against its surroundings, a
+    tree line against the sky), where the intensity term asks only for the brighter source's level.
     """
     if not 0.0 <= saturation < 1.0:
         raise ValueError(f"saturation must be in [0, 1), got {saturation}")
+    scales = [float(x) for x in grad_scales]
+    if any(x <= 0 for x in scales):
+        raise ValueError(f"grad_scales must be > 0, got {list(grad_scales)}")
     f, i, v = _f32(fused, ir, vis)
     grad_target = torch.maximum(gradient_magnitude(i), gradient_magnitude(v))
+    grad = (gradient_magnitude(f) - grad_target).abs()
+    for sc in scales:
+        radius = max(1, int(round(3 * sc)))
+        fs, is_, vs = (blur(t, sc, radius) for t in (f, i, v))
+        target = torch.maximum(gradient_magnitude(is_), gradient_magnitude(vs))
+        grad = grad + sc * (gradient_magnitude(fs) - target).abs()
     if base_sigma > 0:
         radius = max(1, int(round(3 * base_sigma)))
         f_int, i_int, v_int = (blur(t, base_sigma, radius) for t in (f, i, v))
@@ -235,7 +264,7 @@ def target_aware_maps(
         "ssim": (1 - ssim_map(f, i, window, sigma)) + (1 - ssim_map(f, v, window, sigma)),
         "int": intensity,
         "int_ir": (f - i).abs(),
-        "grad": (gradient_magnitude(f) - grad_target).abs(),
+        "grad": grad,
     }
 
 

@@ -63,8 +63,12 @@ def write_run_files(run_dir: Path, cfg: TrainConfig, old_cfg: dict | None, run_i
     run_dir.mkdir(parents=True, exist_ok=True)
     new_cfg = config_to_dict(cfg)
     if old_cfg is not None and old_cfg != new_cfg:
-        changed = sorted(k for k in set(old_cfg) | set(new_cfg) if old_cfg.get(k) != new_cfg.get(k))
-        say(f"warning: the configuration differs from the one the run started with ({', '.join(changed)})")
+        # A setting the older config.json lacks (added to TrainConfig since) reads as its default.
+        defaults = config_to_dict(TrainConfig())
+        changed = sorted(k for k in set(old_cfg) | set(new_cfg)
+                         if old_cfg.get(k, defaults.get(k)) != new_cfg.get(k))
+        if changed:
+            say(f"warning: the configuration differs from the one the run started with ({', '.join(changed)})")
     (run_dir / "config.json").write_text(json.dumps(new_cfg, indent=2) + "\n")
     (run_dir / "run.json").write_text(json.dumps(run_info, indent=2) + "\n")
 
