@@ -107,6 +107,27 @@ def test_grad_scales_charge_lost_regional_contrast():
         L.TargetAwareLoss(grad_scales=[0.0])
 
 
+def test_activity_target_takes_each_region_from_the_structured_source():
+    # Left half: the infrared is flat and bright (0.7), the visible dark but textured (0.2 +- 0.1).
+    # Right half: the infrared has a warm textured target, the visible is a flat saturated glare (1.0).
+    yy, xx = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    checker = (((yy // 2 + xx // 2) % 2) * 2 - 1).float().view(1, 1, 64, 64)
+    left = (xx < 32).view(1, 1, 64, 64)
+    ir = torch.where(left, torch.full_like(checker, 0.7), 0.5 + 0.2 * checker)
+    vis = torch.where(left, 0.2 + 0.1 * checker, torch.ones_like(checker))
+    w = L.activity_weight(ir, vis, 3.0)
+    assert float(w[..., 8:56, 4:20].max()) < 0.05 and float(w[..., 8:56, 44:60].min()) > 0.95
+    maps = L.target_aware_maps(vis, ir, vis, base_sigma=3.0, intensity_target="activity")
+    assert float(maps["int"][..., 8:56, 4:20].max()) < 0.02  # the dark textured visible is the target
+    assert float(L.target_aware_maps(vis, ir, vis, base_sigma=3.0)["int"][..., 8:56, 4:20].min()) > 0.4
+    maps = L.target_aware_maps(ir, ir, vis, base_sigma=3.0, intensity_target="activity")
+    assert float(maps["int"][..., 8:56, 44:60].max()) < 0.02  # inside the glare the infrared is
+    with pytest.raises(ValueError, match="base_sigma"):
+        L.TargetAwareLoss(intensity_target="activity")
+    with pytest.raises(ValueError, match="intensity_target"):
+        L.target_aware_maps(ir, ir, vis, intensity_target="mean")
+
+
 def test_mse_minimal_at_mean():
     ir, vis, _ = _imgs()
     best = float(L.mse_loss(0.5 * (ir + vis), ir, vis))

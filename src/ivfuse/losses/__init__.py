@@ -60,6 +60,7 @@ from .modules import (
     SSIMLoss,
 )
 from .terms import (
+    activity_weight,
     blur,
     foreground_bce,
     gradient_magnitude,
@@ -108,6 +109,7 @@ __all__ = [
     "ssim_loss",
     "ssim_map",
     "target_aware_maps",
+    "activity_weight",
     "weighted_mean",
 ]
 

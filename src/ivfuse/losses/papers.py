@@ -78,6 +78,8 @@ class TargetAwareLoss(nn.Module):
             infrared in the intensity target (same function).
         grad_scales: Gaussian sigmas (pixels) at which the gradient term is also compared, () for the
             Sobel term alone (same function).
+        intensity_target: "max" (max of the base layers) or "activity" (the base layers mixed by local
+            activity, ``activity_power`` the exponent; needs ``base_sigma > 0``; same function).
 
     ``forward(fused, maps, batch)`` takes fused (B, 1, H, W) in [0, 1], the model's maps (unused)
     and the batch dict with "ir", "vis" (B, 1, H, W) in [0, 1] and "roi" (B, 1, H, W) in {0, 1}
@@ -97,8 +99,17 @@ class TargetAwareLoss(nn.Module):
         base_sigma: float = 0.0,
         saturation: float = 0.0,
         grad_scales: Sequence[float] = (),
+        intensity_target: str = "max",
+        activity_power: float = 2.0,
     ) -> None:
         super().__init__()
+        if intensity_target not in ("max", "activity"):
+            raise ValueError(f"intensity_target must be 'max' or 'activity', got {intensity_target!r}")
+        if intensity_target == "activity" and base_sigma <= 0:
+            raise ValueError("intensity_target='activity' needs base_sigma > 0")
+        if activity_power <= 0:
+            raise ValueError(f"activity_power must be > 0, got {activity_power}")
+        self.intensity_target, self.activity_power = intensity_target, float(activity_power)
         if any(float(x) <= 0 for x in grad_scales):
             raise ValueError(f"grad_scales must be > 0, got {list(grad_scales)}")
         self.grad_scales = tuple(float(x) for x in grad_scales)
@@ -120,7 +131,8 @@ class TargetAwareLoss(nn.Module):
     def pixel_terms(self, fused: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-pixel maps (B, 1, H, W) of the three terms, plus the intensity map against the infrared (float32)."""
         return target_aware_maps(fused.float(), ir.float(), vis.float(), self.window, self.sigma,
-                                 self.base_sigma, self.saturation, self.grad_scales)
+                                 self.base_sigma, self.saturation, self.grad_scales,
+                                 self.intensity_target, self.activity_power)
 
     def region(self, batch: Mapping[str, Any], like: torch.Tensor) -> torch.Tensor | None:
         """The ROI weights R (B, 1, H, W) on ``like``'s device: ``batch["roi"]``, or None."""

@@ -32,6 +32,7 @@ __all__ = [
     "ssim_loss",
     "ssim_map",
     "target_aware_maps",
+    "activity_weight",
     "weighted_mean",
 ]
 
@@ -212,9 +213,29 @@ def foreground_bce(prob: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor 
     return weighted_mean(per_pixel, weight)
 
 
+def activity_weight(ir: torch.Tensor, vis: torch.Tensor, sigma: float, power: float = 2.0,
+                    eps: float = 1e-3) -> torch.Tensor:
+    """The infrared's share ``a_I^p / (a_I^p + a_V^p)`` by local activity, shaped like ``ir``.
+
+    ``a_X = sqrt(G*(X^2) - (G*X)^2) + eps``: the local standard deviation of X in a Gaussian window
+    of standard deviation ``sigma`` pixels; 0.5 where both are flat.
+    """
+    if sigma <= 0 or power <= 0:
+        raise ValueError(f"activity_weight: sigma and power must be > 0, got {sigma}, {power}")
+    i, v = _f32(ir, vis)
+    radius = max(1, int(round(3 * sigma)))
+    m = blur(torch.cat((i, v, i * i, v * v)), sigma, radius)
+    n = i.shape[0]
+    mi, mv, si, sv = m[:n], m[n:2 * n], m[2 * n:3 * n], m[3 * n:]
+    a_i = (si - mi * mi).clamp_min(0).add(1e-12).sqrt() + eps
+    a_v = (sv - mv * mv).clamp_min(0).add(1e-12).sqrt() + eps
+    a_i, a_v = a_i.pow(power), a_v.pow(power)
+    return a_i / (a_i + a_v)
+
+
 def target_aware_maps(
     fused, ir, vis, window: int = 11, sigma: float = 1.5, base_sigma: float = 0.0, saturation: float = 0.0,
-    grad_scales: Sequence[float] = (),
+    grad_scales: Sequence[float] = (), intensity_target: str = "max", activity_power: float = 2.0,
 ) -> dict[str, torch.Tensor]:
     """Per-pixel maps of the target-aware terms, each shaped like ``fused``.
 
@@ -238,9 +259,21 @@ def target_aware_maps(
     is added to ``"grad"``. The Sobel term alone sees contrast over three pixels; the coarser terms ask for
     the stronger source's contrast over regions too (a target's outline against its surroundings, a
     tree line against the sky), where the intensity term asks only for the brighter source's level.
+
+    ``intensity_target="activity"`` (needs ``base_sigma > 0``) replaces the maximum by an
+    activity-weighted mix of the two base layers, ``w G*I + (1 - w) G*V`` with
+    ``w = a_I^p / (a_I^p + a_V^p)`` and ``a_X`` the local standard deviation of X in a Gaussian window
+    of ``base_sigma`` (``p = activity_power``): each region takes its brightness from the source with
+    the more structure there (a warm target on a flat background from the infrared, a lit street at
+    night from the visible), not from the brighter one, so a flat, bright source does not wash out a
+    dark but structured one, and inside a saturated, flat glare the infrared's content is the target.
     """
     if not 0.0 <= saturation < 1.0:
         raise ValueError(f"saturation must be in [0, 1), got {saturation}")
+    if intensity_target not in ("max", "activity"):
+        raise ValueError(f"intensity_target must be 'max' or 'activity', got {intensity_target!r}")
+    if intensity_target == "activity" and base_sigma <= 0:
+        raise ValueError("intensity_target='activity' needs base_sigma > 0")
     scales = [float(x) for x in grad_scales]
     if any(x <= 0 for x in scales):
         raise ValueError(f"grad_scales must be > 0, got {list(grad_scales)}")
@@ -259,7 +292,11 @@ def target_aware_maps(
         f_int, i_int, v_int = f, i, v
     if saturation > 0:
         v_int = v_int * (1 - ((v_int - saturation) / (1 - saturation)).clamp(0, 1))
-    intensity = (f_int - torch.maximum(i_int, v_int)).abs()
+    if intensity_target == "activity":
+        w = activity_weight(i, v, base_sigma, activity_power)
+        intensity = (f_int - (w * i_int + (1 - w) * v_int)).abs()
+    else:
+        intensity = (f_int - torch.maximum(i_int, v_int)).abs()
     return {
         "ssim": (1 - ssim_map(f, i, window, sigma)) + (1 - ssim_map(f, v, window, sigma)),
         "int": intensity,
