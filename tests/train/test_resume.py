@@ -433,3 +433,27 @@ def test_resume_config_difference_ignores_settings_added_since(tmp_path):
     write_run_files(tmp_path / "run", cfg, old, {}, said.append)
     assert len(said) == 1 and "(seed)" in said[0]
     assert json.loads((tmp_path / "run" / "config.json").read_text())["seed"] == cfg.seed
+
+
+def test_trained_variant_loads_by_name_from_its_file(tiny_weights, tmp_path):
+    from safetensors import safe_open
+
+    from ivfuse.models import create_model
+    from ivfuse.models.registry import checkpoint_model_kwargs
+
+    with safe_open(str(tiny_weights), framework="pt") as fh:
+        assert json.loads(fh.metadata()["model_kwargs"]) == {"width": 8, "depth": 1}
+    card = WeightCard.from_json(tiny_weights.with_suffix(".json"))
+    assert card.extra["model_kwargs"] == {"width": 8, "depth": 1}
+    model = create_model("tiny_cnn", checkpoint_path=tiny_weights)  # no kwargs given: the file's are used
+    want = load_file(str(tiny_weights))
+    assert all(torch.equal(v, want[k]) for k, v in model.state_dict().items())
+    assert checkpoint_model_kwargs(tiny_weights, "fusionnet_cpu") == {}  # recorded for another model
+    plain = tmp_path / "plain.safetensors"
+    save_file(want, str(plain))  # no metadata: the registered constructor, so the shapes do not fit
+    with pytest.raises(ValueError, match="different variant"):
+        create_model("tiny_cnn", checkpoint_path=plain)
+    bad = tmp_path / "bad.safetensors"
+    save_file(want, str(bad), metadata={"model": "tiny_cnn", "model_kwargs": "[8, 1]"})
+    with pytest.raises(ValueError, match="not a JSON object"):
+        create_model("tiny_cnn", checkpoint_path=bad)

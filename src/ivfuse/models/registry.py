@@ -240,6 +240,37 @@ def load_checkpoint(
     return model
 
 
+def checkpoint_model_kwargs(path: str | Path, name: str = "") -> dict[str, Any]:
+    """The constructor arguments a safetensors file records in its metadata (``"model_kwargs"``, JSON).
+
+    ``{}`` when the file records none, records them for another model than ``name``, or cannot be
+    read (:func:`load_checkpoint` then reports the problem).
+
+    Raises:
+        ValueError: the recorded arguments are not a JSON object.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    p = Path(path)
+    if p.suffix.lower() != ".safetensors" or not p.is_file():
+        return {}
+    try:
+        with safe_open(str(p), framework="pt") as fh:
+            meta = fh.metadata() or {}
+    except (SafetensorError, OSError):
+        return {}
+    text = meta.get("model_kwargs")
+    if not text or (name and meta.get("model") not in (None, name)):
+        return {}
+    try:
+        kwargs = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"'{p}': its metadata's model_kwargs is not JSON ({exc})") from exc
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"'{p}': its metadata's model_kwargs is not a JSON object: {text[:80]}")
+    return kwargs
+
+
 def save_weights(model: nn.Module, path: str | Path, metadata: Mapping[str, str] | None = None) -> Path:
     """Save a model's state dict as safetensors, atomically."""
     from safetensors.torch import save
@@ -264,7 +295,9 @@ def create_model(
             and the model is built as registered (no constructor ``kwargs``); a model without
             shipped weights, or one built with other arguments, starts from random weights.
             ``True``: load the shipped weights (error if there are none). ``False``: random weights.
-        checkpoint_path: load these safetensors weights instead (takes precedence).
+        checkpoint_path: load these safetensors weights instead (takes precedence). Without ``kwargs``
+            the model is built with the constructor arguments the file records (``ivfuse train`` writes
+            a run's ``model_kwargs`` into the file's metadata), so a trained variant loads by name.
         device: move the model there.
         **kwargs: passed to the model's constructor (e.g. ablation switches).
 
@@ -275,6 +308,8 @@ def create_model(
         MissingWeightsError: ``pretrained=True`` and no weights ship for this model.
     """
     entry = get_model_entry(name)
+    if checkpoint_path is not None and not kwargs:
+        kwargs = checkpoint_model_kwargs(checkpoint_path, name)
     model = entry.fn(**kwargs)
     if checkpoint_path is not None:
         load_checkpoint(model, checkpoint_path)

@@ -5,6 +5,7 @@ See :mod:`ivfuse.train.loop` for the folder layout.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Callable
@@ -116,8 +117,12 @@ def export_weights(run_dir: Path, cfg: TrainConfig, model: nn.Module, steps: int
     model.eval()
     weights = save_weights(model, run_dir / f"{cfg.model}.safetensors",
                            metadata={"model": cfg.model, "steps": str(steps), "preset": cfg.preset,
-                                     **({"init_from": init_from} if init_from else {})})
+                                     **({"init_from": init_from} if init_from else {}),
+                                     **({"model_kwargs": json.dumps(dict(cfg.model_kwargs), sort_keys=True)}
+                                        if cfg.model_kwargs else {})})
     card = weight_card(cfg, weights, steps, model, val, seconds, init_from)
+    if cfg.model_kwargs:  # create_model(name, checkpoint_path=...) builds the variant from the file's metadata
+        card = dataclasses.replace(card, extra={**card.extra, "model_kwargs": dict(cfg.model_kwargs)})
     card_path = run_dir / f"{cfg.model}.json"
     card_path.write_text(json.dumps(card.to_dict(), indent=2) + "\n")
     return weights, card_path
