@@ -361,7 +361,8 @@ def pomai(**kwargs) -> PoMAI:
 
 @register_model(name="pomai_cpu")
 def pomai_cpu(**kwargs) -> PoMAI:
-    """PoMAI small CPU variant (C=16 on 4x4-folded pixels plus a full-res detail path, 2+2 blocks, K=64)."""
+    """PoMAI small CPU variant (C=16 on 4x4-folded pixels, 2+2 blocks, K=64) with a full-resolution detail
+    path (``detail_skip``) and an 8-channel nonlinear refinement on it (``detail_hidden=8``)."""
     cfg = {
         "dim": 16,
         "encoder_blocks": 2,
@@ -372,6 +373,7 @@ def pomai_cpu(**kwargs) -> PoMAI:
         "n_hashes": 1,
         "stride": 4,
         "detail_skip": True,
+        "detail_hidden": 8,
     }
     cfg.update(kwargs)
     return PoMAI(**cfg)
