@@ -89,7 +89,7 @@ def weight_card(cfg: TrainConfig, weights: Path, steps: int, model: nn.Module, v
         + ", ".join(f"{s.name} ({s.length} {s.unit})" for s in cfg.stages)
         + f"; {seconds / 60:.1f} min."
         + (f" Initialised from {init_from}, then fine-tuned." if init_from else "")
-        + f" {cfg.description}".rstrip()
+        + (f" {cfg.description.rstrip().rstrip('.')}." if cfg.description.strip() else "")
         + (f" Loss '{cfg.loss.name}' as configured: "
            + ", ".join(f"{k}={v}" for k, v in sorted(cfg.loss.kwargs.items())) + "."
            if cfg.loss.kwargs else "")
