@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from . import FusionLoss
-from .terms import target_aware_maps, weighted_mean
+from .terms import _check_target_options, target_aware_maps, weighted_mean
 
 __all__ = ["FGFusionLoss", "TargetAwareLoss"]
 
@@ -103,15 +103,12 @@ class TargetAwareLoss(nn.Module):
         activity_power: float = 2.0,
     ) -> None:
         super().__init__()
-        if intensity_target not in ("max", "activity"):
-            raise ValueError(f"intensity_target must be 'max' or 'activity', got {intensity_target!r}")
-        if intensity_target == "activity" and base_sigma <= 0:
-            raise ValueError("intensity_target='activity' needs base_sigma > 0")
+        if base_sigma < 0:
+            raise ValueError(f"base_sigma must be >= 0, got {base_sigma}")
+        _check_target_options(saturation, base_sigma, grad_scales, intensity_target)  # at construction
         if activity_power <= 0:
             raise ValueError(f"activity_power must be > 0, got {activity_power}")
         self.intensity_target, self.activity_power = intensity_target, float(activity_power)
-        if any(float(x) <= 0 for x in grad_scales):
-            raise ValueError(f"grad_scales must be > 0, got {list(grad_scales)}")
         self.grad_scales = tuple(float(x) for x in grad_scales)
         if roi_intensity_target not in ("max", "ir"):
             raise ValueError(f"roi_intensity_target must be 'max' or 'ir', got {roi_intensity_target!r}")
@@ -120,11 +117,7 @@ class TargetAwareLoss(nn.Module):
         self.w_ssim, self.w_int, self.w_grad = float(ssim), float(intensity), float(gradient)
         self.roi_weight = float(roi_weight)
         self.roi_intensity_target = roi_intensity_target
-        if base_sigma < 0:
-            raise ValueError(f"base_sigma must be >= 0, got {base_sigma}")
         self.window, self.sigma = window, sigma
-        if not 0.0 <= saturation < 1.0:
-            raise ValueError(f"saturation must be in [0, 1), got {saturation}")
         self.base_sigma = float(base_sigma)
         self.saturation = float(saturation)
 

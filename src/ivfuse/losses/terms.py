@@ -158,6 +158,26 @@ def mse_loss(fused, ir, vis, weight: torch.Tensor | None = None):
     return weighted_mean((f - i).pow(2) + (f - v).pow(2), weight)
 
 
+def _base_layers(sigma: float, *images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Gaussian base layers (standard deviation ``sigma`` px, radius round(3 sigma)) of same-shaped
+    images, blurred in one call."""
+    radius = max(1, int(round(3 * sigma)))
+    return blur(torch.cat(images), sigma, radius).chunk(len(images))
+
+
+def _check_target_options(saturation: float, base_sigma: float, grad_scales: Sequence[float],
+                          intensity_target: str) -> None:
+    """The settings :func:`target_aware_maps` (and the losses built on it) accept; ValueError otherwise."""
+    if not 0.0 <= saturation < 1.0:
+        raise ValueError(f"saturation must be in [0, 1), got {saturation}")
+    if any(float(x) <= 0 for x in grad_scales):
+        raise ValueError(f"grad_scales must be > 0, got {list(grad_scales)}")
+    if intensity_target not in ("max", "activity"):
+        raise ValueError(f"intensity_target must be 'max' or 'activity', got {intensity_target!r}")
+    if intensity_target == "activity" and base_sigma <= 0:
+        raise ValueError("intensity_target='activity' needs base_sigma > 0")
+
+
 def intensity_max_loss(fused, ir, vis, weight: torch.Tensor | None = None, base_sigma: float = 0.0):
     """``mean |F - max(I, V)|`` (PoMAI eq. 17); 0 when F is the pixel-wise maximum.
 
@@ -170,8 +190,7 @@ def intensity_max_loss(fused, ir, vis, weight: torch.Tensor | None = None, base_
         raise ValueError(f"intensity_max_loss: base_sigma must be >= 0, got {base_sigma}")
     f, i, v = _f32(fused, ir, vis)
     if base_sigma > 0:
-        radius = max(1, int(round(3 * base_sigma)))
-        f, i, v = (blur(t, base_sigma, radius) for t in (f, i, v))
+        f, i, v = _base_layers(base_sigma, f, i, v)
     return weighted_mean((f - torch.maximum(i, v)).abs(), weight)
 
 
@@ -223,10 +242,7 @@ def activity_weight(ir: torch.Tensor, vis: torch.Tensor, sigma: float, power: fl
     if sigma <= 0 or power <= 0:
         raise ValueError(f"activity_weight: sigma and power must be > 0, got {sigma}, {power}")
     i, v = _f32(ir, vis)
-    radius = max(1, int(round(3 * sigma)))
-    m = blur(torch.cat((i, v, i * i, v * v)), sigma, radius)
-    n = i.shape[0]
-    mi, mv, si, sv = m[:n], m[n:2 * n], m[2 * n:3 * n], m[3 * n:]
+    mi, mv, si, sv = _base_layers(sigma, i, v, i * i, v * v)
     a_i = (si - mi * mi).clamp_min(0).add(1e-12).sqrt() + eps
     a_v = (sv - mv * mv).clamp_min(0).add(1e-12).sqrt() + eps
     a_i, a_v = a_i.pow(power), a_v.pow(power)
@@ -268,26 +284,16 @@ def target_aware_maps(
     night from the visible), not from the brighter one, so a flat, bright source does not wash out a
     dark but structured one, and inside a saturated, flat glare the infrared's content is the target.
     """
-    if not 0.0 <= saturation < 1.0:
-        raise ValueError(f"saturation must be in [0, 1), got {saturation}")
-    if intensity_target not in ("max", "activity"):
-        raise ValueError(f"intensity_target must be 'max' or 'activity', got {intensity_target!r}")
-    if intensity_target == "activity" and base_sigma <= 0:
-        raise ValueError("intensity_target='activity' needs base_sigma > 0")
-    scales = [float(x) for x in grad_scales]
-    if any(x <= 0 for x in scales):
-        raise ValueError(f"grad_scales must be > 0, got {list(grad_scales)}")
+    _check_target_options(saturation, base_sigma, grad_scales, intensity_target)
     f, i, v = _f32(fused, ir, vis)
     grad_target = torch.maximum(gradient_magnitude(i), gradient_magnitude(v))
     grad = (gradient_magnitude(f) - grad_target).abs()
-    for sc in scales:
-        radius = max(1, int(round(3 * sc)))
-        fs, is_, vs = (blur(t, sc, radius) for t in (f, i, v))
+    for sc in map(float, grad_scales):
+        fs, is_, vs = _base_layers(sc, f, i, v)
         target = torch.maximum(gradient_magnitude(is_), gradient_magnitude(vs))
         grad = grad + sc * (gradient_magnitude(fs) - target).abs()
     if base_sigma > 0:
-        radius = max(1, int(round(3 * base_sigma)))
-        f_int, i_int, v_int = (blur(t, base_sigma, radius) for t in (f, i, v))
+        f_int, i_int, v_int = _base_layers(base_sigma, f, i, v)
     else:
         f_int, i_int, v_int = f, i, v
     if saturation > 0:
