@@ -128,6 +128,34 @@ def test_activity_target_takes_each_region_from_the_structured_source():
         L.target_aware_maps(ir, ir, vis, intensity_target="mean")
 
 
+
+def test_contrast_target_keeps_the_dark_visible_and_the_hot_infrared():
+    # Infrared: a mid-grey background (0.5) with a hot target (0.95) top left. Visible: a dark sky
+    # (0.05) over a mid road (0.45). The maximum takes the infrared's grey over the dark sky; the
+    # contrast target keeps the sky dark (the visible deviates more from its mean there) and the target hot.
+    ir = torch.full((1, 1, 64, 64), 0.5)
+    ir[..., 4:20, 4:20] = 0.95
+    vis = torch.full_like(ir, 0.45)
+    vis[..., :32, :] = 0.05
+    target = vis.clone()
+    target[..., 4:20, 4:20] = 0.95
+    maps = L.target_aware_maps(target, ir, vis, base_sigma=2.0, intensity_target="contrast")
+    assert float(maps["int"][..., 8:16, 8:16].max()) < 0.02  # the hot target (blurred edges aside)
+    assert float(maps["int"][..., 6:26, 40:60].max()) < 1e-4  # the dark sky stays dark
+    plain = L.target_aware_maps(target, ir, vis, base_sigma=2.0)["int"]
+    assert float(plain[..., 6:26, 40:60].min()) > 0.4  # the maximum asks for the infrared's grey there
+    half = L.target_aware_maps(target, ir, vis, base_sigma=2.0, intensity_target="contrast", contrast_mix=0.5)
+    assert float(half["int"][..., 6:26, 40:60].mean()) == pytest.approx(0.5 * float(plain[..., 6:26, 40:60].mean()),
+                                                                        rel=1e-4)
+    loss = L.TargetAwareLoss(ssim=0, intensity=1, gradient=0, roi_weight=0, base_sigma=2.0,
+                             intensity_target="contrast")
+    total, _ = loss(target, {}, {"ir": ir, "vis": vis})
+    assert float(total) == pytest.approx(float(maps["int"].mean()), rel=1e-5, abs=1e-7)
+    with pytest.raises(ValueError, match="base_sigma"):
+        L.TargetAwareLoss(intensity_target="contrast")
+    with pytest.raises(ValueError, match="contrast_mix"):
+        L.TargetAwareLoss(base_sigma=2.0, intensity_target="contrast", contrast_mix=0.0)
+
 def test_mse_minimal_at_mean():
     ir, vis, _ = _imgs()
     best = float(L.mse_loss(0.5 * (ir + vis), ir, vis))

@@ -78,8 +78,10 @@ class TargetAwareLoss(nn.Module):
             infrared in the intensity target (same function).
         grad_scales: Gaussian sigmas (pixels) at which the gradient term is also compared, () for the
             Sobel term alone (same function).
-        intensity_target: "max" (max of the base layers) or "activity" (the base layers mixed by local
-            activity, ``activity_power`` the exponent; needs ``base_sigma > 0``; same function).
+        intensity_target: "max" (max of the base layers), "activity" (the base layers mixed by local
+            activity, ``activity_power`` the exponent; needs ``base_sigma > 0``) or "contrast" (the base
+            layer further from its image's mean, blended with the maximum by ``contrast_mix``; needs
+            ``base_sigma > 0``); same function.
 
     ``forward(fused, maps, batch)`` takes fused (B, 1, H, W) in [0, 1], the model's maps (unused)
     and the batch dict with "ir", "vis" (B, 1, H, W) in [0, 1] and "roi" (B, 1, H, W) in {0, 1}
@@ -101,11 +103,13 @@ class TargetAwareLoss(nn.Module):
         grad_scales: Sequence[float] = (),
         intensity_target: str = "max",
         activity_power: float = 2.0,
+        contrast_mix: float = 1.0,
     ) -> None:
         super().__init__()
         if base_sigma < 0:
             raise ValueError(f"base_sigma must be >= 0, got {base_sigma}")
-        _check_target_options(saturation, base_sigma, grad_scales, intensity_target)  # at construction
+        _check_target_options(saturation, base_sigma, grad_scales, intensity_target, contrast_mix)  # at construction
+        self.contrast_mix = float(contrast_mix)
         if activity_power <= 0:
             raise ValueError(f"activity_power must be > 0, got {activity_power}")
         self.intensity_target, self.activity_power = intensity_target, float(activity_power)
@@ -125,7 +129,7 @@ class TargetAwareLoss(nn.Module):
         """Per-pixel maps (B, 1, H, W) of the three terms, plus the intensity map against the infrared (float32)."""
         return target_aware_maps(fused.float(), ir.float(), vis.float(), self.window, self.sigma,
                                  self.base_sigma, self.saturation, self.grad_scales,
-                                 self.intensity_target, self.activity_power)
+                                 self.intensity_target, self.activity_power, self.contrast_mix)
 
     def region(self, batch: Mapping[str, Any], like: torch.Tensor) -> torch.Tensor | None:
         """The ROI weights R (B, 1, H, W) on ``like``'s device: ``batch["roi"]``, or None."""

@@ -166,16 +166,18 @@ def _base_layers(sigma: float, *images: torch.Tensor) -> tuple[torch.Tensor, ...
 
 
 def _check_target_options(saturation: float, base_sigma: float, grad_scales: Sequence[float],
-                          intensity_target: str) -> None:
+                          intensity_target: str, contrast_mix: float = 1.0) -> None:
     """The settings :func:`target_aware_maps` (and the losses built on it) accept; ValueError otherwise."""
     if not 0.0 <= saturation < 1.0:
         raise ValueError(f"saturation must be in [0, 1), got {saturation}")
     if any(float(x) <= 0 for x in grad_scales):
         raise ValueError(f"grad_scales must be > 0, got {list(grad_scales)}")
-    if intensity_target not in ("max", "activity"):
-        raise ValueError(f"intensity_target must be 'max' or 'activity', got {intensity_target!r}")
-    if intensity_target == "activity" and base_sigma <= 0:
-        raise ValueError("intensity_target='activity' needs base_sigma > 0")
+    if intensity_target not in ("max", "activity", "contrast"):
+        raise ValueError(f"intensity_target must be 'max', 'activity' or 'contrast', got {intensity_target!r}")
+    if intensity_target in ("activity", "contrast") and base_sigma <= 0:
+        raise ValueError(f"intensity_target={intensity_target!r} needs base_sigma > 0")
+    if not 0.0 < contrast_mix <= 1.0:
+        raise ValueError(f"contrast_mix must be in (0, 1], got {contrast_mix}")
 
 
 def intensity_max_loss(fused, ir, vis, weight: torch.Tensor | None = None, base_sigma: float = 0.0):
@@ -252,6 +254,7 @@ def activity_weight(ir: torch.Tensor, vis: torch.Tensor, sigma: float, power: fl
 def target_aware_maps(
     fused, ir, vis, window: int = 11, sigma: float = 1.5, base_sigma: float = 0.0, saturation: float = 0.0,
     grad_scales: Sequence[float] = (), intensity_target: str = "max", activity_power: float = 2.0,
+    contrast_mix: float = 1.0,
 ) -> dict[str, torch.Tensor]:
     """Per-pixel maps of the target-aware terms, each shaped like ``fused``.
 
@@ -283,8 +286,15 @@ def target_aware_maps(
     the more structure there (a warm target on a flat background from the infrared, a lit street at
     night from the visible), not from the brighter one, so a flat, bright source does not wash out a
     dark but structured one, and inside a saturated, flat glare the infrared's content is the target.
+
+    ``intensity_target="contrast"`` (needs ``base_sigma > 0``) takes each pixel's base brightness from
+    the source whose base layer lies further from that image's own mean, ``|G*X - mean(G*X)|``: a hot
+    target on a cool background from the infrared, a dark visible sky or shadow from the visible
+    (where the maximum would replace it by the infrared's mid grey), so the fused image keeps the
+    larger of the two contrasts instead of compressing the dark end. ``contrast_mix = m`` in (0, 1]
+    blends that choice with the maximum, ``(1 - m) max + m contrast``.
     """
-    _check_target_options(saturation, base_sigma, grad_scales, intensity_target)
+    _check_target_options(saturation, base_sigma, grad_scales, intensity_target, contrast_mix)
     f, i, v = _f32(fused, ir, vis)
     grad_target = torch.maximum(gradient_magnitude(i), gradient_magnitude(v))
     grad = (gradient_magnitude(f) - grad_target).abs()
@@ -301,6 +311,13 @@ def target_aware_maps(
     if intensity_target == "activity":
         w = activity_weight(i, v, base_sigma, activity_power)
         intensity = (f_int - (w * i_int + (1 - w) * v_int)).abs()
+    elif intensity_target == "contrast":
+        dev_i = (i_int - i_int.mean((-2, -1), keepdim=True)).abs()
+        dev_v = (v_int - v_int.mean((-2, -1), keepdim=True)).abs()
+        target = torch.where(dev_i >= dev_v, i_int, v_int)
+        if contrast_mix < 1.0:
+            target = contrast_mix * target + (1 - contrast_mix) * torch.maximum(i_int, v_int)
+        intensity = (f_int - target).abs()
     else:
         intensity = (f_int - torch.maximum(i_int, v_int)).abs()
     return {
