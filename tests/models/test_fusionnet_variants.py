@@ -79,3 +79,28 @@ def test_bad_blend_space_is_refused():
 def test_shipped_cpu_weights_still_load():
     net = create_model("fusionnet_cpu")  # strict load of the shipped safetensors
     assert net.blend_space == "pixel" and hasattr(net, "blend")
+
+
+def test_image_context_starts_as_a_no_op_and_then_sees_the_whole_image():
+    torch.manual_seed(0)
+    plain = tiny(blend_space="pixel")
+    grown = tiny(blend_space="pixel", image_context=4)
+    missing = grown.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith("blend.context.") for k in missing)
+    ir, vis = pair(32, 64)
+    with torch.no_grad():
+        assert torch.allclose(grown(ir, vis), plain(ir, vis), atol=1e-6)  # zero-initialised correction
+        torch.nn.init.normal_(grown.blend.context[-1].weight, std=0.5)
+        far = ir.clone()
+        far[..., :, 48:] = 1.0  # change only the right quarter, beyond the receptive field of the left edge
+        left_plain = (plain(far, vis) - plain(ir, vis))[..., :, :8].abs().max()
+        left_ctx = (grown(far, vis) - grown(ir, vis))[..., :, :8].abs().max()
+    assert float(left_plain) == 0.0
+    assert float(left_ctx) > 1e-3  # the image mean moved, and the left edge's blend with it
+
+
+def test_image_context_needs_the_pixel_blend():
+    with pytest.raises(ValueError, match="image_context"):
+        tiny(blend_space="feature", image_context=4)
+    with pytest.raises(ValueError, match="image_context"):
+        tiny(blend_space="pixel", alpha_blend=False, image_context=4)

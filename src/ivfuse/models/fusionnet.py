@@ -164,23 +164,45 @@ class AlphaBlending(nn.Module):
     Args:
         channels: C of the decoder's full-resolution features.
         residual_scale: bound r of the detail residual added after blending (0 disables it).
+        image_context: 0 (off) or the width h of a small module that sees each source minus its
+            image mean beside the features and corrects the alpha (and residual) logits: image-level
+            brightness the convolutional receptive field alone does not reach.
 
     Shapes:
-        feats (B, C, H, W); ir, vis (B, 1, H, W) in [0, 1]. Returns fused (B, 1, H, W) in [0, 1]
-        and alpha (B, 1, H, W) in [0, 1] (1 = the infrared pixel).
+        feats (B, C, H, W); ir, vis (B, 1, H, W) in [0, 1]; ``means`` optionally the sources' image
+        means (B, 1, 1, 1) each (default: of ``ir`` and ``vis`` as given). Returns fused (B, 1, H, W)
+        in [0, 1] and alpha (B, 1, H, W) in [0, 1] (1 = the infrared pixel).
     """
 
-    def __init__(self, channels: int, residual_scale: float = 0.25) -> None:
+    def __init__(self, channels: int, residual_scale: float = 0.25, image_context: int = 0) -> None:
         super().__init__()
         self.residual_scale = float(residual_scale)
-        self.head = nn.Conv2d(channels, 2 if self.residual_scale > 0 else 1, 3, padding=1)
+        n_out = 2 if self.residual_scale > 0 else 1
+        self.head = nn.Conv2d(channels, n_out, 3, padding=1)
         nn.init.normal_(self.head.weight, std=1e-2)  # start near alpha = 0.5, no residual
         nn.init.zeros_(self.head.bias)
+        if image_context < 0:
+            raise ValueError(f"image_context must be >= 0, got {image_context}")
+        self.context = None
+        if image_context:
+            # [features, I - mean(I), V - mean(V)] -> a correction of the head's outputs; the last conv
+            # starts at zero, so the module can be grown onto weights trained without it.
+            self.context = nn.Sequential(
+                nn.Conv2d(channels + 2, image_context, 3, padding=1), nn.LeakyReLU(0.1),
+                nn.Conv2d(image_context, n_out, 1),
+            )
+            nn.init.zeros_(self.context[-1].weight)
+            nn.init.zeros_(self.context[-1].bias)
 
     def forward(
-        self, feats: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor
+        self, feats: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor,
+        means: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.head(feats)
+        if self.context is not None:
+            m_ir, m_vis = means if means is not None else (ir.mean((-2, -1), keepdim=True),
+                                                            vis.mean((-2, -1), keepdim=True))
+            out = out + self.context(torch.cat((feats, ir - m_ir, vis - m_vis), dim=1))
         alpha = torch.sigmoid(out[:, :1])  # Eq. (4)
         fused = vis + alpha * (ir - vis)  # Eq. (5), convex part
         if self.residual_scale > 0:
@@ -226,6 +248,9 @@ class FusionNet(FusionModel):
             component map's order) or "pixel" (alpha blend of the source images after it).
         attention: use the modality attention (False: the ablation without it).
         alpha_blend: use the alpha blending (False: the ablation without it).
+        image_context: width of the pixel blend's image-context module (0: none; see
+            :class:`AlphaBlending`; needs ``blend_space="pixel"``). The means are of the unpadded
+            input, so a tiled run (``--tile``) sees each tile's means, not the image's.
 
     Inputs are (B, 1, H, W) in [0, 1], any H, W >= 1 (padded internally by reflection to a
     multiple of ``pad_multiple`` and cropped back). ``return_maps=True`` adds
@@ -246,10 +271,13 @@ class FusionNet(FusionModel):
         blend_space: str = "feature",
         attention: bool = True,
         alpha_blend: bool = True,
+        image_context: int = 0,
     ) -> None:
         super().__init__()
         if blend_space not in ("feature", "pixel"):
             raise ValueError(f"blend_space must be 'feature' or 'pixel', got {blend_space!r}")
+        if image_context and not (blend_space == "pixel" and alpha_blend):
+            raise ValueError("image_context needs blend_space='pixel' and alpha_blend=True")
         self.blend_space, self.use_attention, self.use_alpha = blend_space, bool(attention), bool(alpha_blend)
         widths, enc_blocks, dec_blocks = tuple(widths), tuple(enc_blocks), tuple(dec_blocks)
         if len(widths) < 1:
@@ -268,7 +296,7 @@ class FusionNet(FusionModel):
             for s in range(len(widths) - 1)
         )
         if blend_space == "pixel" and self.use_alpha:
-            self.blend = AlphaBlending(widths[0], residual_scale)
+            self.blend = AlphaBlending(widths[0], residual_scale, int(image_context))
         else:  # the decoder writes the image (Eq. 6')
             if blend_space == "feature" and self.use_alpha:
                 self.feature_blend = nn.ModuleList(FeatureAlphaBlending(c) for c in widths)
@@ -305,7 +333,8 @@ class FusionNet(FusionModel):
             up = F.interpolate(d, size=fused_feats[s].shape[-2:], mode="bilinear", align_corners=False)
             d = self.decoder[s](self.merge[s](torch.cat((up, fused_feats[s]), dim=1)))
         if hasattr(self, "blend"):
-            fused, maps["alpha"] = self.blend(d, ir_p, vis_p)  # Eqs. (4)-(5)
+            means = (ir.mean((-2, -1), keepdim=True), vis.mean((-2, -1), keepdim=True))
+            fused, maps["alpha"] = self.blend(d, ir_p, vis_p, means)  # Eqs. (4)-(5)
         else:
             fused = torch.sigmoid(self.head(d))  # Eq. (6')
         fused = fused[..., :h, :w]
