@@ -435,6 +435,6 @@ def fgfusion(**kwargs) -> FGFusion:
 
 @register_model(name="fgfusion_cpu")
 def fgfusion_cpu(**kwargs) -> FGFusion:
-    """FGFusion, small CPU variant (widths 8/24), trained on RoadScene; returns a foreground map."""
+    """FGFusion, small CPU variant (widths 8/24), trained on RoadScene + MSRS; returns a foreground map."""
     return FGFusion(**{**CPU_CONFIG, **kwargs})
 

@@ -375,7 +375,7 @@ def fusionnet(**kwargs) -> FusionNet:
 
 @register_model(name="fusionnet_cpu")
 def fusionnet_cpu(**kwargs) -> FusionNet:
-    """FusionNet, CPU variant: widths 8/16/24/32, pixel-space alpha blend, 0.12 M parameters, 0.10 s a 640x480 pair."""
+    """FusionNet, CPU variant: widths 8/16/24/32, pixel-space alpha blend, 0.12 M params, 0.1-0.2 s a 640x480 pair."""
     cfg = {"widths": (8, 16, 24, 32), "enc_blocks": (0, 1, 1, 1), "dec_blocks": (0, 1, 1), "attn_kernel": 5,
            "blend_space": "pixel"}
     cfg.update(kwargs)
