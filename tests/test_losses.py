@@ -128,7 +128,6 @@ def test_activity_target_takes_each_region_from_the_structured_source():
         L.target_aware_maps(ir, ir, vis, intensity_target="mean")
 
 
-
 def test_contrast_target_keeps_the_dark_visible_and_the_hot_infrared():
     # Infrared: a mid-grey background (0.5) with a hot target (0.95) top left. Visible: a dark sky
     # (0.05) over a mid road (0.45). The maximum takes the infrared's grey over the dark sky; the
@@ -155,6 +154,7 @@ def test_contrast_target_keeps_the_dark_visible_and_the_hot_infrared():
         L.TargetAwareLoss(intensity_target="contrast")
     with pytest.raises(ValueError, match="contrast_mix"):
         L.TargetAwareLoss(base_sigma=2.0, intensity_target="contrast", contrast_mix=0.0)
+
 
 def test_mse_minimal_at_mean():
     ir, vis, _ = _imgs()

@@ -109,10 +109,10 @@ class TargetAwareLoss(nn.Module):
         if base_sigma < 0:
             raise ValueError(f"base_sigma must be >= 0, got {base_sigma}")
         _check_target_options(saturation, base_sigma, grad_scales, intensity_target, contrast_mix)  # at construction
-        self.contrast_mix = float(contrast_mix)
         if activity_power <= 0:
             raise ValueError(f"activity_power must be > 0, got {activity_power}")
         self.intensity_target, self.activity_power = intensity_target, float(activity_power)
+        self.contrast_mix = float(contrast_mix)
         self.grad_scales = tuple(float(x) for x in grad_scales)
         if roi_intensity_target not in ("max", "ir"):
             raise ValueError(f"roi_intensity_target must be 'max' or 'ir', got {roi_intensity_target!r}")

@@ -314,9 +314,7 @@ def target_aware_maps(
     elif intensity_target == "contrast":
         dev_i = (i_int - i_int.mean((-2, -1), keepdim=True)).abs()
         dev_v = (v_int - v_int.mean((-2, -1), keepdim=True)).abs()
-        target = torch.where(dev_i >= dev_v, i_int, v_int)
-        if contrast_mix < 1.0:
-            target = contrast_mix * target + (1 - contrast_mix) * torch.maximum(i_int, v_int)
+        target = torch.lerp(torch.maximum(i_int, v_int), torch.where(dev_i >= dev_v, i_int, v_int), contrast_mix)
         intensity = (f_int - target).abs()
     else:
         intensity = (f_int - torch.maximum(i_int, v_int)).abs()

@@ -333,7 +333,9 @@ class FusionNet(FusionModel):
             up = F.interpolate(d, size=fused_feats[s].shape[-2:], mode="bilinear", align_corners=False)
             d = self.decoder[s](self.merge[s](torch.cat((up, fused_feats[s]), dim=1)))
         if hasattr(self, "blend"):
-            means = (ir.mean((-2, -1), keepdim=True), vis.mean((-2, -1), keepdim=True))
+            means = None  # the image context, when on, sees the unpadded input's means
+            if self.blend.context is not None:
+                means = (ir.mean((-2, -1), keepdim=True), vis.mean((-2, -1), keepdim=True))
             fused, maps["alpha"] = self.blend(d, ir_p, vis_p, means)  # Eqs. (4)-(5)
         else:
             fused = torch.sigmoid(self.head(d))  # Eq. (6')
