@@ -31,7 +31,8 @@ from .registry import register_model
 
 __all__ = [
     "Backbone", "CouplingLayer", "DenseBlock", "DenseReconstruction", "FGFusion", "ForegroundHead", "ModalityAttention",
-    "ResidualBlock", "ResidualFidelity", "SemanticExtraction", "SemanticInjection", "fgfusion", "fgfusion_cpu",
+    "MID_CHANGES", "ResidualBlock", "ResidualFidelity", "SemanticExtraction", "SemanticInjection", "fgfusion",
+    "fgfusion_cpu", "fgfusion_mid",
 ]
 
 
@@ -278,20 +279,47 @@ class SemanticInjection(nn.Module):
 class ResidualFidelity(nn.Module):
     """Residual fidelity module (RFM): residual blocks, then ``(tanh(Conv(.)) + 1) / 2``, eq. (6).
 
+    With ``source_blend=True`` (an option of the CPU variant, not in the paper) a second 3x3 convolution
+    on the same features gives per-pixel softmax weights ``(w_i, w_v, w_r)`` and the output is
+    ``w_i * I + w_v * V + w_r * R``, R the eq. (6) reconstruction: a convex mix of the two sources and
+    the reconstruction, in [0, 1] like R, that can copy a source's pixels where the reconstruction
+    would smooth them. Its weights start at zero and its bias at ``(0, 0, blend_bias)``, so a network
+    grown onto eq. (6) weights (``--init-partial``) starts close to its reconstruction.
+
     Args:
         channels: channels of F_u.
         blocks: residual blocks before the output convolution (the paper gives no count).
         norm: normalisation inside the residual blocks.
+        source_blend: add the source-blend output described above.
+        blend_bias: initial logit of the reconstruction's weight (2: w_r = 0.79 at the start).
     """
 
-    def __init__(self, channels: int, blocks: int = 1, norm: str = "none") -> None:
+    def __init__(self, channels: int, blocks: int = 1, norm: str = "none", source_blend: bool = False,
+                 blend_bias: float = 2.0) -> None:
         super().__init__()
         self.blocks = nn.Sequential(*[ResidualBlock(channels, norm) for _ in range(blocks)])
         self.out = nn.Conv2d(channels, 1, 3, padding=1)
+        self.mix: nn.Conv2d | None = None
+        if source_blend:
+            self.mix = nn.Conv2d(channels, 3, 3, padding=1)
+            nn.init.zeros_(self.mix.weight)
+            with torch.no_grad():
+                self.mix.bias.copy_(torch.tensor([0.0, 0.0, float(blend_bias)]))
 
-    def forward(self, fu: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> fused (B, 1, H, W) in [0, 1]."""
-        return (torch.tanh(self.out(self.blocks(fu))) + 1) / 2  # eq. (6)
+    def forward(self, fu: torch.Tensor, ir: torch.Tensor | None = None,
+                vis: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, C, H, W) -> (fused (B, 1, H, W) in [0, 1], the blend weights (B, 3, H, W) or None).
+
+        ``ir`` and ``vis`` (B, 1, H, W) are needed with ``source_blend``.
+        """
+        h = self.blocks(fu)
+        recon = (torch.tanh(self.out(h)) + 1) / 2  # eq. (6)
+        if self.mix is None:
+            return recon, None
+        if ir is None or vis is None:
+            raise ValueError("ResidualFidelity(source_blend=True) needs the sources ir and vis")
+        w = torch.softmax(self.mix(h), dim=1)
+        return w[:, 0:1] * ir + w[:, 1:2] * vis + w[:, 2:3] * recon, w
 
 
 class ForegroundHead(nn.Module):
@@ -346,6 +374,10 @@ class FGFusion(FusionModel):
             dense connections).
         coupling: eq. (2)'s reading in the coupling layers: "invertible" (the CPU variant's) or
             "literal" (as printed; the paper variant's default). See :class:`CouplingLayer`.
+        source_blend: the RFM's output mixes the sources and its reconstruction per pixel (not in
+            the paper; see :class:`ResidualFidelity`); the sources' weights are ``maps["blend_ir"]`` and
+            ``maps["blend_vis"]``.
+        blend_bias: initial logit of the reconstruction's weight in that mix.
     """
 
     pad_multiple = 4
@@ -371,6 +403,8 @@ class FGFusion(FusionModel):
         extraction: bool = True,
         interaction: bool = True,
         coupling: str = "invertible",
+        source_blend: bool = False,
+        blend_bias: float = 2.0,
     ) -> None:
         super().__init__()
         self.extraction, self.interaction = extraction, interaction
@@ -381,7 +415,7 @@ class FGFusion(FusionModel):
             self.sem = SemanticExtraction(deep_dim, heads, attention, attention_pool, dense_layers, growth, interaction)
             self.sim = SemanticInjection(dim, deep_dim, injection_hidden or deep_dim // 2, injection_norm)
             self.head = ForegroundHead(deep_dim, head_hidden or deep_dim // 2)
-        self.rfm = ResidualFidelity(dim, fidelity_blocks, norm)
+        self.rfm = ResidualFidelity(dim, fidelity_blocks, norm, source_blend, blend_bias)
         self.last_foreground_logits: torch.Tensor | None = None
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
@@ -397,7 +431,8 @@ class FGFusion(FusionModel):
         Args:
             ir: infrared, (B, 1, H, W) in [0, 1].
             vis: visible luminance, (B, 1, H, W) in [0, 1].
-            return_maps: also return ``{"foreground": (B, 1, H, W) in [0, 1]}``.
+            return_maps: also return ``{"foreground": (B, 1, H, W) in [0, 1]}`` (and ``"blend_ir"``,
+                ``"blend_vis"``, the sources' weights in the output, with ``source_blend``).
 
         Returns:
             fused (B, 1, H, W) in [0, 1], or ``(fused, maps)``.
@@ -415,7 +450,11 @@ class FGFusion(FusionModel):
             logits = crop_to(self.head(s), size)  # eq. (7)
             self.last_foreground_logits = logits
             maps["foreground"] = torch.sigmoid(logits)
-        fused = crop_to(self.rfm(f), size)  # eq. (6)
+        fused, weights = self.rfm(f, ir, vis)  # eq. (6)
+        fused = crop_to(fused, size)
+        if weights is not None:
+            weights = crop_to(weights, size)
+            maps["blend_ir"], maps["blend_vis"] = weights[:, 0:1], weights[:, 1:2]
         return (fused, maps) if return_maps else fused
 
 
@@ -425,6 +464,8 @@ PAPER_CONFIG = {"dim": 32, "deep_dim": 128, "shallow_blocks": 2, "deep_blocks": 
                 "attention_pool": 16, "dense_layers": 3, "growth": 32, "fidelity_blocks": 2, "coupling": "literal"}
 CPU_CONFIG = {"dim": 8, "deep_dim": 24, "shallow_blocks": 1, "deep_blocks": 1, "inn_layers": 2, "heads": 2,
               "attention_pool": 8, "dense_layers": 2, "growth": 8, "fidelity_blocks": 1}
+#: "mid": what ``fgfusion_mid`` changes in CPU_CONFIG (deeper, the same widths).
+MID_CHANGES = {"inn_layers": 3, "deep_blocks": 3}
 
 
 @register_model(name="fgfusion")
@@ -438,3 +479,10 @@ def fgfusion_cpu(**kwargs) -> FGFusion:
     """FGFusion, small CPU variant (widths 8/24), trained on RoadScene + MSRS; returns a foreground map."""
     return FGFusion(**{**CPU_CONFIG, **kwargs})
 
+
+@register_model(name="fgfusion_mid")
+def fgfusion_mid(**kwargs) -> FGFusion:
+    """FGFusion, mid-size variant: ``fgfusion_cpu`` with 3 coupling layers (not 2) and 3 deep residual blocks
+    (not 1). Every ``fgfusion_cpu`` tensor keeps its name and shape, so it grows from those weights
+    (``--init-from fgfusion_cpu --init-partial``)."""
+    return FGFusion(**{**CPU_CONFIG, **MID_CHANGES, **kwargs})

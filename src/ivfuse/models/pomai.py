@@ -377,3 +377,10 @@ def pomai_cpu(**kwargs) -> PoMAI:
     }
     cfg.update(kwargs)
     return PoMAI(**cfg)
+
+
+@register_model(name="pomai_mid")
+def pomai_mid(**kwargs) -> PoMAI:
+    """PoMAI, mid-size variant: ``pomai_cpu`` with 4+4 Restormer blocks (not 2+2). Every ``pomai_cpu``
+    tensor keeps its name and shape, so it grows from those weights (``--init-from pomai_cpu --init-partial``)."""
+    return pomai_cpu(**{"encoder_blocks": 4, "decoder_blocks": 4, **kwargs})
