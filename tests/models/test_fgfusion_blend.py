@@ -77,3 +77,10 @@ def test_blend_grows_onto_plain_weights_and_learns(tmp_path):
     fused = grown(ir, vis)
     ((fused - torch.maximum(ir, vis)) ** 2).mean().backward()
     assert grown.rfm.mix.weight.grad is not None and float(grown.rfm.mix.weight.grad.abs().sum()) > 0
+
+
+def test_cpu_variant_blends_and_paper_variant_follows_eq6():
+    from ivfuse.models import create_model
+
+    assert create_model("fgfusion_cpu", pretrained=False).rfm.mix is not None
+    assert create_model("fgfusion", pretrained=False).rfm.mix is None

@@ -463,7 +463,7 @@ class FGFusion(FusionModel):
 PAPER_CONFIG = {"dim": 32, "deep_dim": 128, "shallow_blocks": 2, "deep_blocks": 2, "inn_layers": 3, "heads": 4,
                 "attention_pool": 16, "dense_layers": 3, "growth": 32, "fidelity_blocks": 2, "coupling": "literal"}
 CPU_CONFIG = {"dim": 8, "deep_dim": 24, "shallow_blocks": 1, "deep_blocks": 1, "inn_layers": 2, "heads": 2,
-              "attention_pool": 8, "dense_layers": 2, "growth": 8, "fidelity_blocks": 1}
+              "attention_pool": 8, "dense_layers": 2, "growth": 8, "fidelity_blocks": 1, "source_blend": True}
 #: "mid": what ``fgfusion_mid`` changes in CPU_CONFIG (deeper, the same widths).
 MID_CHANGES = {"inn_layers": 3, "deep_blocks": 3}
 
@@ -476,7 +476,8 @@ def fgfusion(**kwargs) -> FGFusion:
 
 @register_model(name="fgfusion_cpu")
 def fgfusion_cpu(**kwargs) -> FGFusion:
-    """FGFusion, small CPU variant (widths 8/24), trained on RoadScene + MSRS; returns a foreground map."""
+    """FGFusion, small CPU variant (widths 8/24, the source-blend output), trained on RoadScene + MSRS;
+    returns a foreground map."""
     return FGFusion(**{**CPU_CONFIG, **kwargs})
 
 
