@@ -17,8 +17,8 @@ from ivfuse.infer import run_model  # noqa: E402
 from ivfuse.io import read_image, write_image  # noqa: E402
 from ivfuse.models import create_model  # noqa: E402
 
-EXPORTABLE = ["fusionnet_cpu", "fusionnet", "tiny_cnn", "average", "max", "dwt", "gff"]
-NOT_EXPORTABLE = ["pomai_cpu", "pomai", "fgfusion_cpu", "fgfusion", "laplacian"]
+EXPORTABLE = ["fusionnet_cpu", "fusionnet_mid", "fusionnet", "tiny_cnn", "average", "max", "dwt", "gff"]
+NOT_EXPORTABLE = ["pomai_cpu", "pomai_mid", "pomai", "fgfusion_cpu", "fgfusion_mid", "fgfusion", "laplacian"]
 
 
 def _pair(h: int, w: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
