@@ -10,8 +10,8 @@ Run it on idle cores: another job on the machine inflates every latency.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from ivfuse._files import atomic_write
 from ivfuse.bench_speed import speed_markdown, speed_row
 
 PAIRS = (("fusionnet_cpu", "fusionnet_mid"), ("pomai_cpu", "pomai_mid"), ("fgfusion_cpu", "fgfusion_mid"))
@@ -27,11 +27,7 @@ def main() -> int:
     text = speed_markdown(rows, 480, 640, args.threads)
     print(text)
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(out.suffix + ".part")
-        tmp.write_text(text + "\n")
-        tmp.replace(out)
+        atomic_write(args.out, text + "\n")
     return 0
 
 

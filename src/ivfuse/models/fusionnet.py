@@ -389,7 +389,4 @@ def fusionnet_mid(**kwargs) -> FusionNet:
     """FusionNet, mid-size variant: ``fusionnet_cpu`` with two residual blocks (not one) at the 1/4 and
     1/8 scales of both encoder streams and the decoder. Every ``fusionnet_cpu`` tensor keeps its name and
     shape, so it grows from those weights (``ivfuse train --init-from fusionnet_cpu --init-partial``)."""
-    cfg = {"widths": (8, 16, 24, 32), "enc_blocks": (0, 1, 2, 2), "dec_blocks": (0, 1, 2), "attn_kernel": 5,
-           "blend_space": "pixel"}
-    cfg.update(kwargs)
-    return FusionNet(**cfg)
+    return fusionnet_cpu(**{"enc_blocks": (0, 1, 2, 2), "dec_blocks": (0, 1, 2), **kwargs})
