@@ -94,6 +94,14 @@ class Decoder(nn.Module):
             logits. Unlike the linear detail skip it can choose, pixel by pixel, which input's edge to keep. Its
             last conv starts at zero, so a model that gains it starts from the same output. Needs
             ``detail_skip``; not in the paper.
+        source_blend: the output becomes a per-pixel convex mix ``w_i * I + w_v * V + w_r * R`` of the two
+            sources and the decoded image R, the softmax weights coming from a 3x3 conv on the decoder's features
+            (pixel-shuffled to full resolution) plus a small full-resolution conv on ``[ir, vis, R]``, so the
+            network can copy a source's pixels where its 1/stride decoder would smooth them. Both branches end
+            in zero-initialised convs and the reconstruction's logit starts at ``blend_bias``, so weights grown
+            onto a model without it (``--init-partial``) start close to that model. Needs ``detail_skip``
+            (the full-resolution images); not in the paper.
+        blend_bias: initial logit of R's weight in that mix (2: w_r = 0.79 at the start).
 
     Shape:
         (B, 2C, H / stride, W / stride) and, with ``detail_skip``, the (B, 2, H, W) inputs -> (B, 1, H, W) in (0, 1).
@@ -108,8 +116,12 @@ class Decoder(nn.Module):
         stride: int = 1,
         detail_skip: bool = False,
         detail_hidden: int = 0,
+        source_blend: bool = False,
+        blend_bias: float = 2.0,
     ) -> None:
         super().__init__()
+        if source_blend and not detail_skip:
+            raise ValueError("Decoder: source_blend needs detail_skip=True")
         if detail_hidden < 0:
             raise ValueError(f"Decoder: detail_hidden must be >= 0, got {detail_hidden}")
         if detail_hidden and not detail_skip:
@@ -133,16 +145,41 @@ class Decoder(nn.Module):
             nn.Conv2d(half, stride * stride, 3, padding=1),
             nn.PixelShuffle(stride) if stride > 1 else nn.Identity(),
         )
+        self.mix_context: nn.Sequential | None = None
+        self.mix_local: nn.Sequential | None = None
+        if source_blend:
+            self.mix_context = nn.Sequential(
+                nn.Conv2d(dim, 3 * stride * stride, 3, padding=1, bias=False),
+                nn.PixelShuffle(stride) if stride > 1 else nn.Identity(),
+            )
+            nn.init.zeros_(self.mix_context[0].weight)
+            self.mix_local = nn.Sequential(
+                nn.Conv2d(3, 8, 3, padding=1),
+                nn.LeakyReLU(0.2, inplace=True),
+                nn.Conv2d(8, 3, 3, padding=1),
+            )
+            nn.init.zeros_(self.mix_local[2].weight)
+            with torch.no_grad():
+                self.mix_local[2].bias.copy_(torch.tensor([0.0, 0.0, float(blend_bias)]))
 
-    def forward(self, x: torch.Tensor, images: torch.Tensor | None = None) -> torch.Tensor:
-        logits = self.head(self.blocks(self.reduce(x)))
+    def forward(self, x: torch.Tensor, images: torch.Tensor | None = None, return_blend: bool = False):
+        """Decode; with ``return_blend`` also return the source-blend weights (B, 3, H, W) (ir, vis, decoded)
+        or None without ``source_blend``."""
+        h = self.blocks(self.reduce(x))
+        logits = self.head(h)
         if self.detail is not None:
             if images is None:
                 raise ValueError("Decoder: detail_skip needs the (B, 2, H, W) input images")
             logits = logits + self.detail(images)
             if self.refine is not None:
                 logits = logits + self.refine(torch.cat((images, torch.sigmoid(logits)), dim=1))
-        return torch.sigmoid(logits)
+        recon = torch.sigmoid(logits)
+        if self.mix_local is None:
+            return (recon, None) if return_blend else recon
+        mix = self.mix_context(h) + self.mix_local(torch.cat((images, recon), dim=1))
+        w = torch.softmax(mix, dim=1)
+        fused = w[:, 0:1] * images[:, 0:1] + w[:, 1:2] * images[:, 1:2] + w[:, 2:3] * recon
+        return (fused, w) if return_blend else fused
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -267,6 +304,9 @@ class PoMAI(FusionModel):
             only, see :class:`Decoder`).
         detail_hidden: width of the decoder's nonlinear full-resolution refinement (0: none; see
             :class:`Decoder`).
+        source_blend: the output is a per-pixel softmax mix of ir, vis and the decoded image (not in the
+            paper; see :class:`Decoder`); the sources' weights are ``maps["blend_ir"]`` and ``maps["blend_vis"]``.
+        blend_bias: initial logit of the decoded image's weight in that mix.
 
     Forward:
         ``model(ir, vis)`` with (B, 1, H, W) inputs in [0, 1], any H, W, returns the fused (B, 1, H, W) in
@@ -299,6 +339,8 @@ class PoMAI(FusionModel):
         stride: int = 1,
         detail_skip: bool = False,
         detail_hidden: int = 0,
+        source_blend: bool = False,
+        blend_bias: float = 2.0,
     ) -> None:
         super().__init__()
         self.dim = dim
@@ -310,7 +352,8 @@ class PoMAI(FusionModel):
         self.ngmm = NGMM(dim, group_size, n_hashes, max_buckets, attend_neighbours, seed=lsh_seed) if use_ngmm else None
         self.camn = CAMN(dim, dilation) if use_camn else None
         self.micm = MICM(dim, gate_channels) if use_micm else None
-        self.decoder = Decoder(dim, decoder_blocks, num_heads, ffn_expansion, stride, detail_skip, detail_hidden)
+        self.decoder = Decoder(dim, decoder_blocks, num_heads, ffn_expansion, stride, detail_skip, detail_hidden,
+                               source_blend, blend_bias)
         self.stage = "final"
         #: run the convolutions in channels-last layout (same result, several times faster on CPU).
         self.channels_last = True
@@ -339,12 +382,15 @@ class PoMAI(FusionModel):
         maps: dict[str, torch.Tensor] = {}
         if self.uses_micm:
             x_micm, gate = self.micm(x_ir, x_vis, x_ngmm, x_camn)  # eq. 6-11
-            fused = self.decoder(x_micm, images)  # eq. 13
+            fused, blend = self.decoder(x_micm, images, return_blend=True)  # eq. 13
             maps["gate"] = F.interpolate(gate.mean(dim=1, keepdim=True), scale_factor=self.stride, mode="nearest")
             maps["gate"] = crop_to(maps["gate"], size)
         else:
-            fused = self.decoder(torch.cat((x_ngmm, x_camn), dim=1), images)  # eq. 12
+            fused, blend = self.decoder(torch.cat((x_ngmm, x_camn), dim=1), images, return_blend=True)  # eq. 12
         fused = crop_to(fused, size)
+        if return_maps and blend is not None:
+            blend = crop_to(blend, size)
+            maps["blend_ir"], maps["blend_vis"] = blend[:, 0:1], blend[:, 1:2]
         return (fused, maps) if return_maps else fused
 
 
