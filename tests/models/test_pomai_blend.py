@@ -83,3 +83,10 @@ def test_blend_grows_onto_plain_weights_and_learns(tmp_path):
     ((fused - torch.maximum(ir, vis)) ** 2).mean().backward()
     for mod in (grown.decoder.mix_context[0], grown.decoder.mix_local[2]):
         assert mod.weight.grad is not None and float(mod.weight.grad.abs().sum()) > 0
+
+
+def test_cpu_variant_blends_and_paper_variant_decodes_only():
+    from ivfuse.models import create_model
+
+    assert create_model("pomai_cpu", pretrained=False).decoder.mix_local is not None
+    assert create_model("pomai", pretrained=False).decoder.mix_local is None

@@ -408,7 +408,8 @@ def pomai(**kwargs) -> PoMAI:
 @register_model(name="pomai_cpu")
 def pomai_cpu(**kwargs) -> PoMAI:
     """PoMAI small CPU variant (C=16 on 4x4-folded pixels, 2+2 blocks, K=64) with a full-resolution detail
-    path (``detail_skip``) and an 8-channel nonlinear refinement on it (``detail_hidden=8``)."""
+    path (``detail_skip``), an 8-channel nonlinear refinement on it (``detail_hidden=8``) and the source-blend
+    output (``source_blend``: a per-pixel softmax mix of ir, vis and the decoded image)."""
     cfg = {
         "dim": 16,
         "encoder_blocks": 2,
@@ -420,6 +421,7 @@ def pomai_cpu(**kwargs) -> PoMAI:
         "stride": 4,
         "detail_skip": True,
         "detail_hidden": 8,
+        "source_blend": True,
     }
     cfg.update(kwargs)
     return PoMAI(**cfg)
