@@ -60,7 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..filters import safe_pad
+from ..filters import gaussian_blur, safe_pad
 from .base import FusionModel, check_inputs
 from .registry import register_model
 
@@ -167,6 +167,14 @@ class AlphaBlending(nn.Module):
         image_context: 0 (off) or the width h of a small module that sees each source minus its
             image mean beside the features and corrects the alpha (and residual) logits: image-level
             brightness the convolutional receptive field alone does not reach.
+        detail_sigma: 0 (off) or the sigma of a Gaussian that splits each source into a base layer B
+            and a detail layer D = x - B. The base layers are blended by alpha and the detail layers
+            by a second map beta: ``alpha * B_I + (1 - alpha) * B_V + beta * D_I + (1 - beta) * D_V``,
+            so a region can take its brightness from one source and its texture from the other (an
+            infrared-bright tree line with the visible leaves) instead of the whole pixel from one.
+            beta's logit is alpha's plus a correction from a zero-initialised conv: at the start
+            beta = alpha and the output is exactly the one-map blend, so it can be grown onto weights
+            trained without it (``--init-partial``). Not in the paper.
 
     Shapes:
         feats (B, C, H, W); ir, vis (B, 1, H, W) in [0, 1]; ``means`` optionally the sources' image
@@ -174,8 +182,17 @@ class AlphaBlending(nn.Module):
         in [0, 1] and alpha (B, 1, H, W) in [0, 1] (1 = the infrared pixel).
     """
 
-    def __init__(self, channels: int, residual_scale: float = 0.25, image_context: int = 0) -> None:
+    def __init__(self, channels: int, residual_scale: float = 0.25, image_context: int = 0,
+                 detail_sigma: float = 0.0) -> None:
         super().__init__()
+        if detail_sigma < 0:
+            raise ValueError(f"detail_sigma must be >= 0, got {detail_sigma}")
+        self.detail_sigma = float(detail_sigma)
+        self.detail_head: nn.Conv2d | None = None
+        if self.detail_sigma > 0:
+            self.detail_head = nn.Conv2d(channels, 1, 3, padding=1)
+            nn.init.zeros_(self.detail_head.weight)
+            nn.init.zeros_(self.detail_head.bias)
         self.residual_scale = float(residual_scale)
         n_out = 2 if self.residual_scale > 0 else 1
         self.head = nn.Conv2d(channels, n_out, 3, padding=1)
@@ -197,17 +214,28 @@ class AlphaBlending(nn.Module):
     def forward(
         self, feats: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor,
         means: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return_beta: bool = False,
+    ):
+        """Returns ``(fused, alpha)``, or ``(fused, alpha, beta)`` with ``return_beta`` (beta is None without
+        ``detail_sigma``)."""
         out = self.head(feats)
         if self.context is not None:
             m_ir, m_vis = means if means is not None else (ir.mean((-2, -1), keepdim=True),
                                                             vis.mean((-2, -1), keepdim=True))
             out = out + self.context(torch.cat((feats, ir - m_ir, vis - m_vis), dim=1))
         alpha = torch.sigmoid(out[:, :1])  # Eq. (4)
-        fused = vis + alpha * (ir - vis)  # Eq. (5), convex part
+        beta = None
+        if self.detail_head is None:
+            fused = vis + alpha * (ir - vis)  # Eq. (5), convex part
+        else:
+            base_ir, base_vis = gaussian_blur(ir, self.detail_sigma), gaussian_blur(vis, self.detail_sigma)
+            beta = torch.sigmoid(out[:, :1] + self.detail_head(feats))
+            det_ir, det_vis = ir - base_ir, vis - base_vis
+            fused = base_vis + alpha * (base_ir - base_vis) + det_vis + beta * (det_ir - det_vis)
         if self.residual_scale > 0:
             fused = fused + self.residual_scale * torch.tanh(out[:, 1:2])
-        return fused.clamp(0.0, 1.0), alpha
+        fused = fused.clamp(0.0, 1.0)
+        return (fused, alpha, beta) if return_beta else (fused, alpha)
 
 
 class FeatureAlphaBlending(nn.Module):
@@ -251,6 +279,8 @@ class FusionNet(FusionModel):
         image_context: width of the pixel blend's image-context module (0: none; see
             :class:`AlphaBlending`; needs ``blend_space="pixel"``). The means are of the unpadded
             input, so a tiled run (``--tile``) sees each tile's means, not the image's.
+        detail_sigma: 0 (off) or the sigma of the pixel blend's base/detail split (see
+            :class:`AlphaBlending`; needs ``blend_space="pixel"``); adds the map ``"detail_alpha"``.
 
     Inputs are (B, 1, H, W) in [0, 1], any H, W >= 1 (padded internally by reflection to a
     multiple of ``pad_multiple`` and cropped back). ``return_maps=True`` adds
@@ -272,8 +302,11 @@ class FusionNet(FusionModel):
         attention: bool = True,
         alpha_blend: bool = True,
         image_context: int = 0,
+        detail_sigma: float = 0.0,
     ) -> None:
         super().__init__()
+        if detail_sigma and not (blend_space == "pixel" and alpha_blend):
+            raise ValueError("detail_sigma needs blend_space='pixel' and alpha_blend=True")
         if blend_space not in ("feature", "pixel"):
             raise ValueError(f"blend_space must be 'feature' or 'pixel', got {blend_space!r}")
         if image_context and not (blend_space == "pixel" and alpha_blend):
@@ -296,7 +329,7 @@ class FusionNet(FusionModel):
             for s in range(len(widths) - 1)
         )
         if blend_space == "pixel" and self.use_alpha:
-            self.blend = AlphaBlending(widths[0], residual_scale, int(image_context))
+            self.blend = AlphaBlending(widths[0], residual_scale, int(image_context), float(detail_sigma))
         else:  # the decoder writes the image (Eq. 6')
             if blend_space == "feature" and self.use_alpha:
                 self.feature_blend = nn.ModuleList(FeatureAlphaBlending(c) for c in widths)
@@ -336,7 +369,9 @@ class FusionNet(FusionModel):
             means = None  # the image context, when on, sees the unpadded input's means
             if self.blend.context is not None:
                 means = (ir.mean((-2, -1), keepdim=True), vis.mean((-2, -1), keepdim=True))
-            fused, maps["alpha"] = self.blend(d, ir_p, vis_p, means)  # Eqs. (4)-(5)
+            fused, maps["alpha"], beta = self.blend(d, ir_p, vis_p, means, return_beta=True)  # Eqs. (4)-(5)
+            if beta is not None:
+                maps["detail_alpha"] = beta
         else:
             fused = torch.sigmoid(self.head(d))  # Eq. (6')
         fused = fused[..., :h, :w]

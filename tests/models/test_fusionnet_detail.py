@@ -1,0 +1,81 @@
+"""FusionNet's base/detail blend (``detail_sigma > 0``): brightness and texture chosen by separate maps."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ivfuse.filters import gaussian_blur
+from ivfuse.models.fusionnet import AlphaBlending, FusionNet
+from ivfuse.models.registry import save_weights
+from ivfuse.train.init_weights import InitSource, load_init_weights
+
+TINY = {"widths": (4, 8), "enc_blocks": (0, 1), "dec_blocks": (1,), "attn_kernel": 3, "blend_space": "pixel"}
+
+
+def pair(b: int = 2, h: int = 16, w: int = 20, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(b, 1, h, w, generator=g), torch.rand(b, 1, h, w, generator=g)
+
+
+def test_detail_blend_starts_as_the_one_map_blend():
+    torch.manual_seed(0)
+    plain = AlphaBlending(4, residual_scale=0.25)
+    split = AlphaBlending(4, residual_scale=0.25, detail_sigma=2.0)
+    split.load_state_dict(plain.state_dict(), strict=False)
+    feats = torch.randn(2, 4, 16, 20)
+    ir, vis = pair()
+    f0, a0 = plain(feats, ir, vis)
+    f1, a1, beta = split(feats, ir, vis, return_beta=True)
+    assert torch.allclose(beta, a1) and torch.allclose(a0, a1)
+    assert torch.allclose(f0, f1, atol=1e-6)
+
+
+def test_detail_blend_takes_base_and_detail_from_different_sources():
+    blend = AlphaBlending(4, residual_scale=0.0, detail_sigma=1.5)
+    with torch.no_grad():
+        blend.head.weight.zero_()
+        blend.head.bias.fill_(30.0)  # alpha = 1: the infrared base layer
+        blend.detail_head.bias.fill_(-60.0)  # beta = 0: the visible detail layer
+    ir = torch.full((1, 1, 24, 24), 0.8)  # bright and flat
+    vis = 0.3 + 0.1 * torch.sin(torch.arange(24.0)).view(1, 1, 1, 24).expand(1, 1, 24, 24)  # dark, textured
+    with torch.no_grad():
+        fused, alpha, beta = blend(torch.zeros(1, 4, 24, 24), ir, vis, return_beta=True)
+    expected = gaussian_blur(ir, 1.5) + vis - gaussian_blur(vis, 1.5)
+    assert float(alpha.min()) > 0.999 and float(beta.max()) < 1e-3
+    assert torch.allclose(fused, expected.clamp(0, 1), atol=1e-4)
+    assert float(fused.mean()) > 0.7  # the infrared brightness ...
+    assert float(fused.std()) > 0.5 * float(vis.std())  # ... with the visible texture
+    with pytest.raises(ValueError, match="detail_sigma"):
+        AlphaBlending(4, detail_sigma=-1.0)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (7, 9), (16, 20)])
+def test_model_with_detail_blend_any_size_and_maps(size):
+    torch.manual_seed(0)
+    model = FusionNet(**TINY, detail_sigma=2.0).eval()
+    ir, vis = pair(2, *size)
+    with torch.no_grad():
+        fused, maps = model(ir, vis, return_maps=True)
+    assert fused.shape == (2, 1, *size)
+    assert {"alpha", "detail_alpha"} <= set(maps) and maps["detail_alpha"].shape == (2, 1, *size)
+    assert float(fused.min()) >= 0 and float(fused.max()) <= 1
+    with pytest.raises(ValueError, match="detail_sigma needs"):
+        FusionNet(widths=(4, 8), enc_blocks=(0, 1), dec_blocks=(1,), blend_space="feature", detail_sigma=2.0)
+
+
+def test_detail_blend_grows_onto_plain_weights_and_learns(tmp_path):
+    torch.manual_seed(0)
+    plain = FusionNet(**TINY)
+    path = tmp_path / "plain.safetensors"
+    save_weights(plain, path)
+    grown = FusionNet(**TINY, detail_sigma=2.0)
+    missing = load_init_weights(grown, InitSource(spec=str(path), path=path), "fusionnet_cpu", partial=True)
+    assert sorted(missing) == ["blend.detail_head.bias", "blend.detail_head.weight"]
+    ir, vis = pair()
+    with torch.no_grad():
+        assert torch.allclose(plain.eval()(ir, vis), grown.eval()(ir, vis), atol=1e-6)
+    grown.train()
+    fused = grown(ir, vis)
+    ((fused - torch.maximum(ir, vis)) ** 2).mean().backward()
+    assert float(grown.blend.detail_head.weight.grad.abs().sum()) > 0
