@@ -407,3 +407,25 @@ def test_saturated_visible_gives_way_to_the_infrared():
         L.target_aware_maps(vis, ir, vis, saturation=1.0)
     with pytest.raises(ValueError, match="saturation"):
         L.TargetAwareLoss(saturation=-0.1)
+
+
+def test_knee_compresses_the_glare_below_white_and_keeps_the_target_monotone():
+    ir = torch.full((1, 1, 16, 16), 0.3)
+    vis = torch.linspace(0, 1, 16).view(1, 1, 1, 16).expand(1, 1, 16, 16).contiguous()
+    zero = torch.zeros_like(vis)
+    # With F = 0 the intensity map is the target itself.
+    plain = L.target_aware_maps(zero, ir, vis)["int"][0, 0, 0]
+    knee = L.target_aware_maps(zero, ir, vis, knee=0.8, knee_slope=0.25)["int"][0, 0, 0]
+    below = vis[0, 0, 0] <= 0.8
+    assert torch.equal(knee[below], plain[below])  # nothing changes below the knee
+    assert float(knee[-1]) == pytest.approx(0.8 + 0.25 * 0.2)  # white is compressed, not replaced
+    assert bool((knee[1:] >= knee[:-1] - 1e-7).all())  # monotone in V: no dark patch inside the glare
+    # The loss carries the option, and it is exclusive with the infrared-target treatment.
+    batch = {"ir": ir, "vis": vis}
+    a, _ = L.TargetAwareLoss(ssim=0, gradient=0, knee=0.8)(zero, None, batch)
+    b, _ = L.TargetAwareLoss(ssim=0, gradient=0)(zero, None, batch)
+    assert float(a) < float(b)
+    with pytest.raises(ValueError, match="knee"):
+        L.TargetAwareLoss(knee=0.8, saturation=0.9)
+    with pytest.raises(ValueError, match="knee_slope"):
+        L.target_aware_maps(zero, ir, vis, knee=0.5, knee_slope=1.5)

@@ -82,6 +82,9 @@ class TargetAwareLoss(nn.Module):
             activity, ``activity_power`` the exponent; needs ``base_sigma > 0``) or "contrast" (the base
             layer further from its image's mean, blended with the maximum by ``contrast_mix``; needs
             ``base_sigma > 0``); same function.
+        knee, knee_slope: 0 (off) or the visible level above which the visible brightness in the
+            intensity target is compressed by ``knee_slope`` (glare kept monotone but below white, so the
+            infrared's content can show inside it; exclusive with ``saturation``); same function.
 
     ``forward(fused, maps, batch)`` takes fused (B, 1, H, W) in [0, 1], the model's maps (unused)
     and the batch dict with "ir", "vis" (B, 1, H, W) in [0, 1] and "roi" (B, 1, H, W) in {0, 1}
@@ -104,11 +107,15 @@ class TargetAwareLoss(nn.Module):
         intensity_target: str = "max",
         activity_power: float = 2.0,
         contrast_mix: float = 1.0,
+        knee: float = 0.0,
+        knee_slope: float = 0.25,
     ) -> None:
         super().__init__()
         if base_sigma < 0:
             raise ValueError(f"base_sigma must be >= 0, got {base_sigma}")
-        _check_target_options(saturation, base_sigma, grad_scales, intensity_target, contrast_mix)  # at construction
+        _check_target_options(saturation, base_sigma, grad_scales, intensity_target, contrast_mix,
+                              knee, knee_slope)  # at construction
+        self.knee, self.knee_slope = float(knee), float(knee_slope)
         if activity_power <= 0:
             raise ValueError(f"activity_power must be > 0, got {activity_power}")
         self.intensity_target, self.activity_power = intensity_target, float(activity_power)
@@ -129,7 +136,8 @@ class TargetAwareLoss(nn.Module):
         """Per-pixel maps (B, 1, H, W) of the three terms, plus the intensity map against the infrared (float32)."""
         return target_aware_maps(fused.float(), ir.float(), vis.float(), self.window, self.sigma,
                                  self.base_sigma, self.saturation, self.grad_scales,
-                                 self.intensity_target, self.activity_power, self.contrast_mix)
+                                 self.intensity_target, self.activity_power, self.contrast_mix,
+                                 self.knee, self.knee_slope)
 
     def region(self, batch: Mapping[str, Any], like: torch.Tensor) -> torch.Tensor | None:
         """The ROI weights R (B, 1, H, W) on ``like``'s device: ``batch["roi"]``, or None."""

@@ -166,10 +166,17 @@ def _base_layers(sigma: float, *images: torch.Tensor) -> tuple[torch.Tensor, ...
 
 
 def _check_target_options(saturation: float, base_sigma: float, grad_scales: Sequence[float],
-                          intensity_target: str, contrast_mix: float = 1.0) -> None:
+                          intensity_target: str, contrast_mix: float = 1.0, knee: float = 0.0,
+                          knee_slope: float = 0.25) -> None:
     """The settings :func:`target_aware_maps` (and the losses built on it) accept; ValueError otherwise."""
     if not 0.0 <= saturation < 1.0:
         raise ValueError(f"saturation must be in [0, 1), got {saturation}")
+    if not 0.0 <= knee < 1.0:
+        raise ValueError(f"knee must be in [0, 1), got {knee}")
+    if not 0.0 <= knee_slope <= 1.0:
+        raise ValueError(f"knee_slope must be in [0, 1], got {knee_slope}")
+    if knee > 0 and saturation > 0:
+        raise ValueError("knee and saturation are two treatments of the same glare: set one of them")
     if any(float(x) <= 0 for x in grad_scales):
         raise ValueError(f"grad_scales must be > 0, got {list(grad_scales)}")
     if intensity_target not in ("max", "activity", "contrast"):
@@ -254,7 +261,7 @@ def activity_weight(ir: torch.Tensor, vis: torch.Tensor, sigma: float, power: fl
 def target_aware_maps(
     fused, ir, vis, window: int = 11, sigma: float = 1.5, base_sigma: float = 0.0, saturation: float = 0.0,
     grad_scales: Sequence[float] = (), intensity_target: str = "max", activity_power: float = 2.0,
-    contrast_mix: float = 1.0,
+    contrast_mix: float = 1.0, knee: float = 0.0, knee_slope: float = 0.25,
 ) -> dict[str, torch.Tensor]:
     """Per-pixel maps of the target-aware terms, each shaped like ``fused``.
 
@@ -271,6 +278,12 @@ def target_aware_maps(
     scene radiance: the visible value in the maximum is scaled by ``1 - s`` with
     ``s = clamp((V - t) / (1 - t), 0, 1)`` (V on the base layer when ``base_sigma > 0``), so where the visible
     saturates the intensity target becomes the infrared. 0 keeps the plain maximum.
+
+    ``knee = k`` in (0, 1) compresses the visible brightness above k instead, ``k + knee_slope (V - k)``
+    (V on the base layer when ``base_sigma > 0``): the target stays monotone in V (no dark patch inside a
+    glare ringed by a bright band, as the infrared target gives), but below white, so the gradient and
+    SSIM terms can draw the infrared's content (a car, a pedestrian) into the glare. Exclusive with
+    ``saturation``; 0 keeps the plain maximum.
 
     ``grad_scales = (s1, s2, ...)`` adds the same gradient-to-max comparison on Gaussian-blurred
     copies (standard deviation s pixels) of the three images, each scaled by s so that a step edge
@@ -294,7 +307,7 @@ def target_aware_maps(
     larger of the two contrasts instead of compressing the dark end. ``contrast_mix = m`` in (0, 1]
     blends that choice with the maximum, ``(1 - m) max + m contrast``.
     """
-    _check_target_options(saturation, base_sigma, grad_scales, intensity_target, contrast_mix)
+    _check_target_options(saturation, base_sigma, grad_scales, intensity_target, contrast_mix, knee, knee_slope)
     f, i, v = _f32(fused, ir, vis)
     grad_target = torch.maximum(gradient_magnitude(i), gradient_magnitude(v))
     grad = (gradient_magnitude(f) - grad_target).abs()
@@ -308,6 +321,8 @@ def target_aware_maps(
         f_int, i_int, v_int = f, i, v
     if saturation > 0:
         v_int = v_int * (1 - ((v_int - saturation) / (1 - saturation)).clamp(0, 1))
+    if knee > 0:
+        v_int = torch.where(v_int > knee, knee + knee_slope * (v_int - knee), v_int)
     if intensity_target == "activity":
         w = activity_weight(i, v, base_sigma, activity_power)
         intensity = (f_int - (w * i_int + (1 - w) * v_int)).abs()
