@@ -53,7 +53,8 @@ def test_bench_writes_full_report(tmp_path, rng):
     page = (out / "index.html").read_text()
     assert "grid_mini.png" in page and "<table>" in page
     assert "| average |" in (out / "report.md").read_text()
-    assert len(list((out / "fused" / "mini" / "max").iterdir())) == 3
+    assert len(list((out / "fused" / "mini" / "max").glob("*.png"))) == 3
+    assert (out / "fused" / "mini" / "max" / ".ivfuse-bench").is_file()  # marked as bench's own
 
 
 def test_discovered_peers_only_score_datasets_they_cover(tmp_path, rng):
@@ -149,6 +150,36 @@ def test_bench_checkpoint_for_a_trained_model(tmp_path, rng):
 def _save(path, arr):
     write_image(path, arr)
     return path
+
+
+def test_a_rerun_into_the_same_report_scores_the_new_weights(tmp_path, rng, capsys):
+    from ivfuse.api import fuse
+
+    ds = tmp_path / "mini"
+    _dataset(ds, rng, n=2, shape=(48, 48))
+    out = tmp_path / "report"
+    args = ["bench", "--data", str(ds), "--models", "tiny_cnn", "--metrics", "EN,SD", "--no-speed",
+            "-o", str(out), "-q"]
+    first, second = _tiny_checkpoint(tmp_path / "a.safetensors", 3), _tiny_checkpoint(tmp_path / "b.safetensors", 4)
+    assert main(args + ["--checkpoint", f"tiny_cnn={first}"]) == 0
+    table_a = (out / "quality_mini.csv").read_text()
+    assert main(args + ["--checkpoint", f"tiny_cnn={second}"]) == 0
+    made = read_array(out / "fused" / "mini" / "tiny_cnn" / "p1.png")
+    expected = fuse(str(ds / "ir" / "p1.png"), str(ds / "vi" / "p1.png"), "tiny_cnn", checkpoint_path=second)
+    assert np.array_equal(made, read_array(_save(tmp_path / "ref.png", expected)))  # not the first run's image
+    assert (out / "quality_mini.csv").read_text() != table_a
+
+    # A folder at a fused path that bench did not write is left alone, and the run stops first.
+    foreign = out / "fused" / "mini" / "average"
+    foreign.mkdir(parents=True)
+    (foreign / "p0.png").write_bytes(b"mine")
+    capsys.readouterr()
+    assert main(["bench", "--data", str(ds), "--models", "tiny_cnn,average", "--checkpoint", f"tiny_cnn={first}",
+                 "--metrics", "EN", "--no-speed", "-o", str(out), "-q"]) != 0
+    err = capsys.readouterr().err
+    assert str(foreign) in err and "did not write" in err
+    assert (foreign / "p0.png").read_bytes() == b"mine"
+    assert np.array_equal(read_array(out / "fused" / "mini" / "tiny_cnn" / "p1.png"), made)  # nothing re-fused
 
 
 def test_bench_checkpoint_errors_before_any_work(tmp_path, rng, capsys):

@@ -3,8 +3,11 @@
 ``ivfuse bench --data DIR [--data DIR ...] --models a,b,c [--peer NAME=DIR ...] [--peers DIR] -o REPORT``
 
 For every dataset each model fuses every pair (into ``REPORT/fused/<dataset>/<model>/``); peers
-are folders of fused images someone else made. Everything is scored with :mod:`ivfuse.metrics`
-in the chosen convention. Outputs, per dataset ``<ds>``:
+are folders of fused images someone else made. A rerun into the same report folder fuses again and
+replaces the images an earlier bench wrote there (each such folder is marked by a ``.ivfuse-bench``
+file), so a table never scores images from other weights; a folder at that path without the mark is
+not touched: the run stops before its first fusion and asks for another report folder. Everything
+is scored with :mod:`ivfuse.metrics` in the chosen convention. Outputs, per dataset ``<ds>``:
 
 * ``quality_<ds>.{md,csv,json,tex}``: mean of each metric per method, best and second best marked
   (the ``.tex`` a booktabs table for a paper);
@@ -37,6 +40,8 @@ from .evaluation import MethodScores, comparison_table, find_fused, score_method
 from .io import IMAGE_EXTENSIONS, PairScan, find_pairs
 from .report import html_page, json_text, markdown_rows, table_html, table_markdown, write_table
 from .report.figures import bar_charts, comparison_grid
+
+BENCH_MARK = ".ivfuse-bench"  # marks a fused folder that bench wrote (and may replace on a rerun)
 
 __all__ = ["BenchProblem", "Peer", "check_bench", "comparison_grid", "discover_peers", "run_bench", "speed_row"]
 
@@ -243,6 +248,12 @@ def check_bench(
         else:
             nets[name] = create_model(name, pretrained=entry.trainable)
     check_output_dir(out_dir)
+    for label, _root, _scan in scans:
+        for name in entries:
+            dest = Path(out_dir) / "fused" / label / name
+            if dest.is_dir() and any(dest.iterdir()) and not (dest / BENCH_MARK).is_file():
+                raise ValueError(f"'{dest}' holds files that ivfuse bench did not write; give another report "
+                                 "folder (-o) or move them")
     return _Plan(conv, list(metric_names), scans, nets, cks)
 
 
@@ -303,7 +314,10 @@ def run_bench(
         not_fused: dict[str, dict[str, str]] = {}
         for model in models:
             dest = out / "fused" / label / model
-            res = fuse_folder(root, dest, plan.nets[model], progress=progress)
+            dest.mkdir(parents=True, exist_ok=True)
+            atomic_write(dest / BENCH_MARK, f"fused by ivfuse bench: {model}\n")
+            # Bench's own folder: fuse again, so the images are this run's weights' and not an earlier run's.
+            res = fuse_folder(root, dest, plan.nets[model], progress=progress, overwrite=True)
             not_fused[model] = dict(res.failed)
             for n, msg in res.failed:
                 problems.append(BenchProblem(label, "fuse", n, model, msg))
