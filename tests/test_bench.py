@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from ivfuse._files import FUSED_MARKER
 from ivfuse.bench import dataset_label, discover_peers
 from ivfuse.cli import main
 from ivfuse.io import read_array, write_image
@@ -54,7 +55,7 @@ def test_bench_writes_full_report(tmp_path, rng):
     assert "grid_mini.png" in page and "<table>" in page
     assert "| average |" in (out / "report.md").read_text()
     assert len(list((out / "fused" / "mini" / "max").glob("*.png"))) == 3
-    assert (out / "fused" / "mini" / "max" / ".ivfuse-bench").is_file()  # marked as bench's own
+    assert (out / "fused" / "mini" / "max" / FUSED_MARKER).is_file()  # marked as bench's own
 
 
 def test_discovered_peers_only_score_datasets_they_cover(tmp_path, rng):

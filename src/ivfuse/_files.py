@@ -3,6 +3,8 @@
 * :func:`atomic_write` writes a file so that it appears complete or not at all.
 * :func:`umask_mode` is the permission set a newly created file normally gets.
 * :func:`sha256_file` is the hex SHA-256 digest of a file's content.
+* :data:`FUSED_MARKER` is the file written beside images a model fused (bench, downstream runs): which
+  model and weights made them, so a later run knows whether it may keep them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ import secrets
 from pathlib import Path
 from typing import BinaryIO, Callable, Union
 
-__all__ = ["atomic_write", "sha256_file", "umask_mode"]
+__all__ = ["FUSED_MARKER", "atomic_write", "sha256_file", "umask_mode"]
+
+#: Written beside the images a model fused: ``{"model": name, "weights": identity}`` as JSON.
+FUSED_MARKER = ".ivfuse_fused.json"
 
 PathLike = Union[str, os.PathLike]
 Writer = Callable[[BinaryIO], object]

@@ -4,10 +4,11 @@
 
 For every dataset each model fuses every pair (into ``REPORT/fused/<dataset>/<model>/``); peers
 are folders of fused images someone else made. A rerun into the same report folder fuses again and
-replaces the images an earlier bench wrote there (each such folder is marked by a ``.ivfuse-bench``
-file), so a table never scores images from other weights; a folder at that path without the mark is
-not touched: the run stops before its first fusion and asks for another report folder. Everything
-is scored with :mod:`ivfuse.metrics` in the chosen convention. Outputs, per dataset ``<ds>``:
+replaces the images an earlier run wrote there (each such folder is marked by ``.ivfuse_fused.json``,
+naming the model and its weights), so a table never scores images from other weights; a folder at
+that path without the mark is not touched: the run stops before its first fusion and asks for
+another report folder. Everything is scored with :mod:`ivfuse.metrics` in the chosen convention.
+Outputs, per dataset ``<ds>``:
 
 * ``quality_<ds>.{md,csv,json,tex}``: mean of each metric per method, best and second best marked
   (the ``.tex`` a booktabs table for a paper);
@@ -34,14 +35,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ._files import atomic_write
+from ._files import FUSED_MARKER, atomic_write
 from .bench_speed import speed_csv, speed_markdown, speed_row
 from .evaluation import MethodScores, comparison_table, find_fused, score_methods, write_rows_csv
 from .io import IMAGE_EXTENSIONS, PairScan, find_pairs
 from .report import html_page, json_text, markdown_rows, table_html, table_markdown, write_table
 from .report.figures import bar_charts, comparison_grid
-
-BENCH_MARK = ".ivfuse-bench"  # marks a fused folder that bench wrote (and may replace on a rerun)
 
 __all__ = ["BenchProblem", "Peer", "check_bench", "comparison_grid", "discover_peers", "run_bench", "speed_row"]
 
@@ -251,7 +250,7 @@ def check_bench(
     for label, _root, _scan in scans:
         for name in entries:
             dest = Path(out_dir) / "fused" / label / name
-            if dest.is_dir() and any(dest.iterdir()) and not (dest / BENCH_MARK).is_file():
+            if dest.is_dir() and any(dest.iterdir()) and not (dest / FUSED_MARKER).is_file():
                 raise ValueError(f"'{dest}' holds files that ivfuse bench did not write; give another report "
                                  "folder (-o) or move them")
     return _Plan(conv, list(metric_names), scans, nets, cks)
@@ -294,6 +293,7 @@ def run_bench(
             (for a model the user trained).
     """
     from .api import fuse_folder
+    from .models.registry import model_identity
 
     plan = check_bench(datasets, models, out_dir, peers, peers_dirs, metrics, convention, checkpoints, threads,
                        grid_pairs)
@@ -315,7 +315,8 @@ def run_bench(
         for model in models:
             dest = out / "fused" / label / model
             dest.mkdir(parents=True, exist_ok=True)
-            atomic_write(dest / BENCH_MARK, f"fused by ivfuse bench: {model}\n")
+            ident = {"model": model, "weights": model_identity(model, plan.checkpoints.get(model))}
+            atomic_write(dest / FUSED_MARKER, json_text(ident))
             # Bench's own folder: fuse again, so the images are this run's weights' and not an earlier run's.
             res = fuse_folder(root, dest, plan.nets[model], progress=progress, overwrite=True)
             not_fused[model] = dict(res.failed)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .._files import FUSED_MARKER
+from ..models.registry import model_identity
 from .dataset import DetectionSplit, LabelledImage, fused_image, scan_split
 
 __all__ = ["InputSpec", "PreparedInputs", "check_inputs", "match_inputs", "parse_fused", "parse_sources",
@@ -112,16 +114,6 @@ def _listing(paths: Sequence[object], limit: int = 5) -> str:
     return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
 
 
-#: Written beside the images a model fused on the fly: which weights made them.
-FUSED_MARKER = ".ivfuse_fused.json"
-
-
-def model_identity(model: str) -> str:
-    """What identifies a model's output: the sha256 of its shipped weights, or 'training-free'."""
-    from ..models import get_model_entry
-
-    card = get_model_entry(model).card()
-    return card.sha256 if card is not None and card.sha256 else "training-free"
 
 
 def _fused_folder(spec: InputSpec, split: str, root: Path, out: Path, progress: bool, overwrite: bool,

@@ -35,6 +35,7 @@ __all__ = [
     "MissingWeightsError",
     "list_models",
     "get_model_entry",
+    "model_identity",
     "load_checkpoint",
     "save_weights",
     "weights_dir",
@@ -181,6 +182,15 @@ def get_model_entry(name: str) -> ModelEntry:
     """
     _ensure_builtin()
     return MODELS.get(name)
+
+
+def model_identity(name: str, checkpoint: str | Path | None = None) -> str:
+    """What identifies a model's output: the sha256 of ``checkpoint`` when given, else of the shipped
+    weights, or 'training-free'."""
+    if checkpoint is not None:
+        return sha256_file(checkpoint)
+    card = get_model_entry(name).card()
+    return card.sha256 if card is not None and card.sha256 else "training-free"
 
 
 def load_checkpoint(
