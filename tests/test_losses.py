@@ -429,3 +429,31 @@ def test_knee_compresses_the_glare_below_white_and_keeps_the_target_monotone():
         L.TargetAwareLoss(knee=0.8, saturation=0.9)
     with pytest.raises(ValueError, match="knee_slope"):
         L.target_aware_maps(zero, ir, vis, knee=0.5, knee_slope=1.5)
+
+
+def test_alpha_smoothness_prefers_a_gradual_switch_and_spares_source_edges():
+    ir = torch.zeros(1, 1, 16, 32)
+    vis = torch.zeros(1, 1, 16, 32)
+    fused = torch.zeros(1, 1, 16, 32)
+    batch = {"ir": ir, "vis": vis}
+    step = torch.zeros(1, 1, 16, 32)
+    step[..., 16:] = 1.0  # one source left, the other right: a switch within one pixel
+    ramp = torch.linspace(0, 1, 32).view(1, 1, 1, 32).expand(1, 1, 16, 32).contiguous()
+    loss = L.TargetAwareLoss(alpha_smooth=1.0)
+    s_step, s_ramp = (float(loss.alpha_smoothness({"alpha": a}, ir, vis)) for a in (step, ramp))
+    assert s_step == pytest.approx(1 / 31, rel=1e-5)  # one unit jump per row of 31 differences
+    assert s_ramp == pytest.approx(1 / 31 ** 2, rel=1e-4)  # the same change spread over the row
+    total, terms = loss(fused, {"alpha": step}, batch)
+    plain, _ = L.TargetAwareLoss()(fused, None, batch)
+    assert float(total - plain) == pytest.approx(s_step, rel=1e-5)
+    assert float(terms["alpha_smooth"]) == pytest.approx(s_step, rel=1e-5)
+    # Edge-aware: where a source has an edge at the switch, the switch costs (almost) nothing.
+    edge = ir.clone()
+    edge[..., 16:] = 1.0
+    aware = L.TargetAwareLoss(alpha_smooth=1.0, alpha_smooth_tau=0.05)
+    assert float(aware.alpha_smoothness({"alpha": step}, edge, vis)) < 1e-3 * s_step
+    assert float(aware.alpha_smoothness({"alpha": step}, ir, vis)) == pytest.approx(s_step, rel=1e-5)
+    with pytest.raises(ValueError, match="alpha"):
+        loss(fused, {}, batch)
+    with pytest.raises(ValueError, match="alpha_smooth"):
+        L.TargetAwareLoss(alpha_smooth=-1.0)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from . import FusionLoss
-from .terms import _check_target_options, target_aware_maps, weighted_mean
+from .terms import _check_target_options, gradient_magnitude, target_aware_maps, weighted_mean
 
 __all__ = ["FGFusionLoss", "TargetAwareLoss"]
 
@@ -85,9 +85,16 @@ class TargetAwareLoss(nn.Module):
         knee, knee_slope: 0 (off) or the visible level above which the visible brightness in the
             intensity target is compressed by ``knee_slope`` (glare kept monotone but below white, so the
             infrared's content can show inside it; exclusive with ``saturation``); same function.
+        alpha_smooth: 0 (off) or the weight of a smoothness term on the model's alpha map (``maps["alpha"]``,
+            the infrared share of each pixel): ``mean(w (d_x alpha)^2) + mean(w (d_y alpha)^2)``, forward
+            differences, so the blend changes source gradually instead of switching within a pixel or two
+            (a switch between sources of different brightness draws a seam, a patch with an outline).
+        alpha_smooth_tau: 0 (w = 1) or tau > 0 for an edge-aware weight ``w = exp(-g / tau)``, g the larger
+            Sobel magnitude of the two sources: the alpha may still change where a source has an edge.
 
-    ``forward(fused, maps, batch)`` takes fused (B, 1, H, W) in [0, 1], the model's maps (unused)
-    and the batch dict with "ir", "vis" (B, 1, H, W) in [0, 1] and "roi" (B, 1, H, W) in {0, 1}
+    ``forward(fused, maps, batch)`` takes fused (B, 1, H, W) in [0, 1], the model's maps (only
+    ``"alpha"``, and only with ``alpha_smooth > 0``) and the batch dict with "ir", "vis" (B, 1, H, W)
+    in [0, 1] and "roi" (B, 1, H, W) in {0, 1}
     (or any non-negative weights; without "roi" the global loss alone); returns ``(loss, terms)``
     with ``terms["roi_ssim"]`` the mean SSIM of F with both inputs over R when R is not empty.
     """
@@ -109,8 +116,13 @@ class TargetAwareLoss(nn.Module):
         contrast_mix: float = 1.0,
         knee: float = 0.0,
         knee_slope: float = 0.25,
+        alpha_smooth: float = 0.0,
+        alpha_smooth_tau: float = 0.0,
     ) -> None:
         super().__init__()
+        if alpha_smooth < 0 or alpha_smooth_tau < 0:
+            raise ValueError(f"alpha_smooth and alpha_smooth_tau must be >= 0, got {alpha_smooth}, {alpha_smooth_tau}")
+        self.alpha_smooth, self.alpha_smooth_tau = float(alpha_smooth), float(alpha_smooth_tau)
         if base_sigma < 0:
             raise ValueError(f"base_sigma must be >= 0, got {base_sigma}")
         _check_target_options(saturation, base_sigma, grad_scales, intensity_target, contrast_mix,
@@ -139,6 +151,25 @@ class TargetAwareLoss(nn.Module):
                                  self.intensity_target, self.activity_power, self.contrast_mix,
                                  self.knee, self.knee_slope)
 
+    def alpha_smoothness(self, maps: Mapping[str, torch.Tensor] | None, ir: torch.Tensor,
+                         vis: torch.Tensor) -> torch.Tensor:
+        """The (edge-aware) squared-difference smoothness of ``maps["alpha"]``; see ``alpha_smooth``."""
+        alpha = None if maps is None else maps.get("alpha")
+        if alpha is None:
+            raise ValueError("TargetAwareLoss: alpha_smooth > 0 needs the model's 'alpha' map "
+                             "(a FusionNet with its alpha blend); this model returns none")
+        alpha = alpha.float()
+        if alpha.shape[-2:] != ir.shape[-2:]:
+            raise ValueError(f"TargetAwareLoss: alpha map {tuple(alpha.shape)} and images {tuple(ir.shape)} "
+                             "differ in size")
+        dx = (alpha[..., :, 1:] - alpha[..., :, :-1]).pow(2)
+        dy = (alpha[..., 1:, :] - alpha[..., :-1, :]).pow(2)
+        if self.alpha_smooth_tau > 0:
+            g = torch.maximum(gradient_magnitude(ir.float()), gradient_magnitude(vis.float()))
+            w = torch.exp(-g / self.alpha_smooth_tau)
+            dx, dy = dx * w[..., :, 1:], dy * w[..., 1:, :]
+        return dx.mean() + dy.mean()
+
     def region(self, batch: Mapping[str, Any], like: torch.Tensor) -> torch.Tensor | None:
         """The ROI weights R (B, 1, H, W) on ``like``'s device: ``batch["roi"]``, or None."""
         roi = batch.get("roi")
@@ -162,6 +193,10 @@ class TargetAwareLoss(nn.Module):
         terms = {k: v.detach() for k, v in parts.items()}
         terms["global"] = loss_global.detach()
         loss = loss_global
+        if self.alpha_smooth > 0:
+            smooth = self.alpha_smoothness(maps, ir, vis)
+            loss = loss + self.alpha_smooth * smooth
+            terms["alpha_smooth"] = smooth.detach()
         roi = self.region(batch, fused)
         if roi is not None:
             roi = roi.expand_as(per_pixel["ssim"])
