@@ -79,3 +79,16 @@ def test_detail_blend_grows_onto_plain_weights_and_learns(tmp_path):
     fused = grown(ir, vis)
     ((fused - torch.maximum(ir, vis)) ** 2).mean().backward()
     assert float(grown.blend.detail_head.weight.grad.abs().sum()) > 0
+
+
+def test_weights_trained_before_the_detail_blend_still_load_by_name(tmp_path):
+    from ivfuse.models.registry import create_model
+
+    old = create_model("fusionnet_cpu", pretrained=False, detail_sigma=0.0)
+    path = save_weights(old, tmp_path / "old.safetensors")
+    loaded = create_model("fusionnet_cpu", checkpoint_path=path)
+    assert loaded.blend.detail_head is None  # rebuilt as the preset was, not refused
+    x = torch.rand(1, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x, x.flip(-1)), old.eval()(x, x.flip(-1)))
+    assert create_model("fusionnet_cpu", pretrained=False).blend.detail_head is not None  # today's preset has it

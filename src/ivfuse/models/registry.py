@@ -267,18 +267,38 @@ def checkpoint_model_kwargs(path: str | Path, name: str = "") -> dict[str, Any]:
     try:
         with safe_open(str(p), framework="pt") as fh:
             meta = fh.metadata() or {}
+            keys = set(fh.keys())
     except (SafetensorError, OSError):
         return {}
+    if name and meta.get("model") not in (None, name):
+        return {}  # recorded for another model
+    kwargs = _legacy_kwargs(name, keys)
     text = meta.get("model_kwargs")
-    if not text or (name and meta.get("model") not in (None, name)):
-        return {}
+    if not text:
+        return kwargs
     try:
-        kwargs = json.loads(text)
+        recorded = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"'{p}': its metadata's model_kwargs is not JSON ({exc})") from exc
-    if not isinstance(kwargs, dict):
+    if not isinstance(recorded, dict):
         raise ValueError(f"'{p}': its metadata's model_kwargs is not a JSON object: {text[:80]}")
-    return kwargs
+    return {**kwargs, **recorded}
+
+
+#: Presets whose default architecture grew a module after weights had been trained without it:
+#: (model names, a tensor of the module, the constructor argument that leaves it out).
+_GROWN_PRESETS = (
+    (("fusionnet_cpu", "fusionnet_mid"), "blend.detail_head.weight", {"detail_sigma": 0.0}),  # since 2026-12-07
+)
+
+
+def _legacy_kwargs(name: str, keys: set[str]) -> dict[str, Any]:
+    """Arguments that rebuild a preset as it was when a file without its newer module was trained."""
+    out: dict[str, Any] = {}
+    for names, tensor, kwargs in _GROWN_PRESETS:
+        if name in names and keys and tensor not in keys:
+            out.update(kwargs)
+    return out
 
 
 def save_weights(model: nn.Module, path: str | Path, metadata: Mapping[str, str] | None = None) -> Path:
