@@ -306,6 +306,8 @@ def run_bench(
     if plan.checkpoints:
         md_parts.append("Weights: " + ", ".join(f"`{k}` from `{v}`" for k, v in plan.checkpoints.items()) + ".\n")
     html_parts = []
+    # Which weights fuse each model's images (a checkpoint's sha256 is read once, not per dataset).
+    marks = {m: json_text({"model": m, "weights": model_identity(m, plan.checkpoints.get(m))}) for m in models}
     for label, root, scan in plan.scans:
         names = [p.name for p in scan.pairs]
         log(f"[{label}] {len(names)} pairs")
@@ -315,8 +317,7 @@ def run_bench(
         for model in models:
             dest = out / "fused" / label / model
             dest.mkdir(parents=True, exist_ok=True)
-            ident = {"model": model, "weights": model_identity(model, plan.checkpoints.get(model))}
-            atomic_write(dest / FUSED_MARKER, json_text(ident))
+            atomic_write(dest / FUSED_MARKER, marks[model])
             # Bench's own folder: fuse again, so the images are this run's weights' and not an earlier run's.
             res = fuse_folder(root, dest, plan.nets[model], progress=progress, overwrite=True)
             not_fused[model] = dict(res.failed)

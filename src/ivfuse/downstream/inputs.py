@@ -114,8 +114,6 @@ def _listing(paths: Sequence[object], limit: int = 5) -> str:
     return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
 
 
-
-
 def _fused_folder(spec: InputSpec, split: str, root: Path, out: Path, progress: bool, overwrite: bool,
                   notes: list[str]) -> Path:
     if spec.kind == "folder":

@@ -410,7 +410,11 @@ def fusionnet(**kwargs) -> FusionNet:
     return FusionNet(**kwargs)
 
 
-@register_model(name="fusionnet_cpu")
+#: Weights trained before the preset's base/detail split (2026-12-07) have no detail head.
+_GROWN = {"blend.detail_head.weight": {"detail_sigma": 0.0}}
+
+
+@register_model(name="fusionnet_cpu", grown=_GROWN)
 def fusionnet_cpu(**kwargs) -> FusionNet:
     """FusionNet, CPU variant: widths 8/16/24/32, pixel-space alpha blend of base layers (Gaussian sigma 16) and
     detail layers by two maps, 0.12 M params, 0.1-0.2 s a 640x480 pair."""
@@ -422,7 +426,7 @@ def fusionnet_cpu(**kwargs) -> FusionNet:
     return FusionNet(**cfg)
 
 
-@register_model(name="fusionnet_mid")
+@register_model(name="fusionnet_mid", grown=_GROWN)
 def fusionnet_mid(**kwargs) -> FusionNet:
     """FusionNet, mid-size variant: ``fusionnet_cpu`` with two residual blocks (not one) at the 1/4 and
     1/8 scales of both encoder streams and the decoder. Every ``fusionnet_cpu`` tensor keeps its name and

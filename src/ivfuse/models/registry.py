@@ -111,6 +111,9 @@ class ModelEntry:
     weights: WeightCard | None
     trainable: bool
     description: str
+    #: Modules the preset grew after weights had been trained without them: a tensor of the module ->
+    #: the constructor arguments that leave it out (so a file without that tensor loads by name).
+    grown: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def card(self) -> WeightCard | None:
         """The weight card, read from ``weights/<name>.json`` when the package ships one."""
@@ -140,16 +143,18 @@ def register_model(
     name: str | None = None,
     weights: WeightCard | None = None,
     trainable: bool = True,
+    grown: Mapping[str, Mapping[str, Any]] | None = None,
 ):
     """Register a model-building function under its name (or ``name``).
 
     Usable bare (``@register_model``) or with arguments (``@register_model(trainable=False)``).
+    ``grown``: see :attr:`ModelEntry.grown`.
     """
 
     def deco(f: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         key = name or f.__name__
         doc = (f.__doc__ or "").strip().splitlines()
-        MODELS.register(key, ModelEntry(key, f, weights, trainable, doc[0] if doc else ""))
+        MODELS.register(key, ModelEntry(key, f, weights, trainable, doc[0] if doc else "", dict(grown or {})))
         return f
 
     return deco(fn) if fn is not None else deco
@@ -272,7 +277,13 @@ def checkpoint_model_kwargs(path: str | Path, name: str = "") -> dict[str, Any]:
         return {}
     if name and meta.get("model") not in (None, name):
         return {}  # recorded for another model
-    kwargs = _legacy_kwargs(name, keys)
+    kwargs: dict[str, Any] = {}
+    if name and keys:
+        _ensure_builtin()
+    if name and keys and name in MODELS:  # a preset that grew a module since the file was trained
+        for tensor, args in get_model_entry(name).grown.items():
+            if tensor not in keys:
+                kwargs.update(args)
     text = meta.get("model_kwargs")
     if not text:
         return kwargs
@@ -283,22 +294,6 @@ def checkpoint_model_kwargs(path: str | Path, name: str = "") -> dict[str, Any]:
     if not isinstance(recorded, dict):
         raise ValueError(f"'{p}': its metadata's model_kwargs is not a JSON object: {text[:80]}")
     return {**kwargs, **recorded}
-
-
-#: Presets whose default architecture grew a module after weights had been trained without it:
-#: (model names, a tensor of the module, the constructor argument that leaves it out).
-_GROWN_PRESETS = (
-    (("fusionnet_cpu", "fusionnet_mid"), "blend.detail_head.weight", {"detail_sigma": 0.0}),  # since 2026-12-07
-)
-
-
-def _legacy_kwargs(name: str, keys: set[str]) -> dict[str, Any]:
-    """Arguments that rebuild a preset as it was when a file without its newer module was trained."""
-    out: dict[str, Any] = {}
-    for names, tensor, kwargs in _GROWN_PRESETS:
-        if name in names and keys and tensor not in keys:
-            out.update(kwargs)
-    return out
 
 
 def save_weights(model: nn.Module, path: str | Path, metadata: Mapping[str, str] | None = None) -> Path:
