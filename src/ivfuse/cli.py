@@ -88,9 +88,11 @@ def check_model_choice(name: str, checkpoint: str | None, checkpoint_option: boo
 
 def _cmd_fuse(args) -> int:
     from . import api
+    from ._allocator import keep_freed_memory
     from .infer import select_device
     from .shard import parse_shard
 
+    keep_freed_memory()  # pair after pair: reuse freed memory (about a fifth of a 640x480 CPU forward pass)
     tile = _tile_arg(args.tile)
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")

@@ -66,8 +66,10 @@ def add_parser(sub) -> None:
 
 def _cmd_fuse_video(args) -> int:
     from . import video
+    from ._allocator import keep_freed_memory
     from .shard import parse_shard
 
+    keep_freed_memory()  # frame after frame: reuse freed memory instead of faulting it in again
     ir, vis = Path(args.ir), Path(args.vis)
     if args.model and args.model.lower().endswith(".onnx"):
         args.backend = "onnxruntime"

@@ -60,7 +60,7 @@ def test_model_with_detail_blend_any_size_and_maps(size):
     assert fused.shape == (2, 1, *size)
     assert {"alpha", "detail_alpha"} <= set(maps) and maps["detail_alpha"].shape == (2, 1, *size)
     assert float(fused.min()) >= 0 and float(fused.max()) <= 1
-    with pytest.raises(ValueError, match="detail_sigma needs"):
+    with pytest.raises(ValueError, match="detail_sigma and detail_gain need"):
         FusionNet(widths=(4, 8), enc_blocks=(0, 1), dec_blocks=(1,), blend_space="feature", detail_sigma=2.0)
 
 
@@ -92,3 +92,28 @@ def test_weights_trained_before_the_detail_blend_still_load_by_name(tmp_path):
     with torch.no_grad():
         assert torch.allclose(loaded(x, x.flip(-1)), old.eval()(x, x.flip(-1)))
     assert create_model("fusionnet_cpu", pretrained=False).blend.detail_head is not None  # today's preset has it
+
+
+def test_detail_gain_scales_only_the_detail_layers():
+    ir, vis = pair(h=24, w=24)
+    ir, vis = 0.3 + 0.4 * ir, 0.3 + 0.4 * vis  # mid-grey: no clamping at a gain of 1.5
+    torch.manual_seed(0)
+    one = AlphaBlending(4, residual_scale=0.0, detail_sigma=2.0)
+    more = AlphaBlending(4, residual_scale=0.0, detail_sigma=2.0, detail_gain=1.5)
+    more.load_state_dict(one.state_dict())
+    feats = torch.randn(2, 4, 24, 24)
+    f1, alpha, beta = one(feats, ir, vis, return_beta=True)
+    f15, _ = more(feats, ir, vis)
+    base = gaussian_blur(vis, 2.0) + alpha * (gaussian_blur(ir, 2.0) - gaussian_blur(vis, 2.0))
+    assert torch.allclose(f15 - base, 1.5 * (f1 - base), atol=1e-5)
+    assert (f1 - base).abs().max() > 0.05  # the sources have texture to scale
+    with pytest.raises(ValueError, match="detail_gain"):
+        AlphaBlending(4, detail_gain=1.5)  # no split, nothing to scale
+
+
+def test_decoder_merge_mixes_before_upsampling_with_the_concatenation_result():
+    net = FusionNet(**TINY).eval()
+    coarse, skip = torch.randn(2, 8, 5, 7), torch.randn(2, 4, 10, 14)
+    up = torch.nn.functional.interpolate(coarse, size=(10, 14), mode="bilinear", align_corners=False)
+    expected = net.merge[0](torch.cat((up, skip), dim=1))
+    assert torch.allclose(net._merge(0, coarse, skip), expected, atol=1e-5)

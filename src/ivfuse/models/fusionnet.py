@@ -175,6 +175,9 @@ class AlphaBlending(nn.Module):
             beta's logit is alpha's plus a correction from a zero-initialised conv: at the start
             beta = alpha and the output is exactly the one-map blend, so it can be grown onto weights
             trained without it (``--init-partial``). Not in the paper.
+        detail_gain: factor g on the blended detail layers (needs ``detail_sigma``):
+            ``... + g * (beta * D_I + (1 - beta) * D_V)``; 1 keeps each source's texture at its own
+            contrast, above 1 sharpens. Not in the paper.
 
     Shapes:
         feats (B, C, H, W); ir, vis (B, 1, H, W) in [0, 1]; ``means`` optionally the sources' image
@@ -183,11 +186,13 @@ class AlphaBlending(nn.Module):
     """
 
     def __init__(self, channels: int, residual_scale: float = 0.25, image_context: int = 0,
-                 detail_sigma: float = 0.0) -> None:
+                 detail_sigma: float = 0.0, detail_gain: float = 1.0) -> None:
         super().__init__()
         if detail_sigma < 0:
             raise ValueError(f"detail_sigma must be >= 0, got {detail_sigma}")
-        self.detail_sigma = float(detail_sigma)
+        if detail_gain <= 0 or (detail_gain != 1.0 and not detail_sigma):
+            raise ValueError(f"detail_gain must be > 0 and needs detail_sigma > 0, got {detail_gain}")
+        self.detail_sigma, self.detail_gain = float(detail_sigma), float(detail_gain)
         self.detail_head: nn.Conv2d | None = None
         if self.detail_sigma > 0:
             self.detail_head = nn.Conv2d(channels, 1, 3, padding=1)
@@ -231,7 +236,7 @@ class AlphaBlending(nn.Module):
             base_ir, base_vis = gaussian_blur(ir, self.detail_sigma), gaussian_blur(vis, self.detail_sigma)
             beta = torch.sigmoid(out[:, :1] + self.detail_head(feats))
             det_ir, det_vis = ir - base_ir, vis - base_vis
-            fused = base_vis + alpha * (base_ir - base_vis) + det_vis + beta * (det_ir - det_vis)
+            fused = base_vis + alpha * (base_ir - base_vis) + self.detail_gain * (det_vis + beta * (det_ir - det_vis))
         if self.residual_scale > 0:
             fused = fused + self.residual_scale * torch.tanh(out[:, 1:2])
         fused = fused.clamp(0.0, 1.0)
@@ -281,12 +286,15 @@ class FusionNet(FusionModel):
             input, so a tiled run (``--tile``) sees each tile's means, not the image's.
         detail_sigma: 0 (off) or the sigma of the pixel blend's base/detail split (see
             :class:`AlphaBlending`; needs ``blend_space="pixel"``); adds the map ``"detail_alpha"``.
+        detail_gain: gain on the blended detail layers (see :class:`AlphaBlending`; needs ``detail_sigma``).
 
     Inputs are (B, 1, H, W) in [0, 1], any H, W >= 1 (padded internally by reflection to a
     multiple of ``pad_multiple`` and cropped back). ``return_maps=True`` adds
     ``{"attention": a_0, "alpha": alpha}``, both (B, 1, H, W) in [0, 1], 1 meaning infrared
     (each only when its module is on).
     """
+
+    train_channels_last = True  # 1.5x faster training steps on the CPU (128 px crops, batch 8)
 
     def __init__(
         self,
@@ -303,10 +311,11 @@ class FusionNet(FusionModel):
         alpha_blend: bool = True,
         image_context: int = 0,
         detail_sigma: float = 0.0,
+        detail_gain: float = 1.0,
     ) -> None:
         super().__init__()
-        if detail_sigma and not (blend_space == "pixel" and alpha_blend):
-            raise ValueError("detail_sigma needs blend_space='pixel' and alpha_blend=True")
+        if (detail_sigma or detail_gain != 1.0) and not (blend_space == "pixel" and alpha_blend):
+            raise ValueError("detail_sigma and detail_gain need blend_space='pixel' and alpha_blend=True")
         if blend_space not in ("feature", "pixel"):
             raise ValueError(f"blend_space must be 'feature' or 'pixel', got {blend_space!r}")
         if image_context and not (blend_space == "pixel" and alpha_blend):
@@ -329,7 +338,8 @@ class FusionNet(FusionModel):
             for s in range(len(widths) - 1)
         )
         if blend_space == "pixel" and self.use_alpha:
-            self.blend = AlphaBlending(widths[0], residual_scale, int(image_context), float(detail_sigma))
+            self.blend = AlphaBlending(widths[0], residual_scale, int(image_context), float(detail_sigma),
+                                       float(detail_gain))
         else:  # the decoder writes the image (Eq. 6')
             if blend_space == "feature" and self.use_alpha:
                 self.feature_blend = nn.ModuleList(FeatureAlphaBlending(c) for c in widths)
@@ -363,8 +373,7 @@ class FusionNet(FusionModel):
         fused_feats, maps = self._combine(feats_ir, feats_vis)
         d = fused_feats[-1]
         for s in range(len(self.widths) - 2, -1, -1):  # Eq. (3), coarse to fine
-            up = F.interpolate(d, size=fused_feats[s].shape[-2:], mode="bilinear", align_corners=False)
-            d = self.decoder[s](self.merge[s](torch.cat((up, fused_feats[s]), dim=1)))
+            d = self.decoder[s](self._merge(s, d, fused_feats[s]))
         if hasattr(self, "blend"):
             means = None  # the image context, when on, sees the unpadded input's means
             if self.blend.context is not None:
@@ -378,6 +387,18 @@ class FusionNet(FusionModel):
         if not return_maps:
             return fused
         return fused, {k: v[..., :h, :w] for k, v in maps.items()}
+
+    def _merge(self, s: int, coarse: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """``merge[s]([up(coarse), skip])`` of Eq. (3), with the coarse part mixed before it is upsampled.
+
+        A 1x1 convolution commutes with bilinear upsampling (whose weights sum to one), so mixing the
+        coarse features down to ``widths[s]`` channels at their own scale gives the same result as
+        upsampling them first, at a quarter of the pixels and without the full-resolution concatenation.
+        """
+        conv, c = self.merge[s], coarse.shape[1]
+        low = F.conv2d(coarse, conv.weight[:, :c])
+        up = F.interpolate(low, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return up + F.conv2d(skip, conv.weight[:, c:], conv.bias)
 
     def _combine(self, feats_ir, feats_vis) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
         """The per-scale features the decoder receives, and the full-resolution maps."""

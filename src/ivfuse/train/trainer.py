@@ -188,6 +188,8 @@ class Trainer:
             self.init_desc = self.init_src.describe()
         check_model(self.model, self.cfg)
         self.model.to(self.device)
+        if self.device.type == "cpu" and getattr(self.model, "train_channels_last", False):
+            self.model.to(memory_format=torch.channels_last)
 
     def _plan(self) -> None:
         bs = int(self.cfg.data.batch_size)
