@@ -46,9 +46,12 @@ def main() -> int:
 
     import onnxruntime as ort
 
+    from ivfuse._allocator import keep_freed_memory
     from ivfuse.export import DEFAULT_OPSET, ExportError, OnnxModel, onnx_bytes
     from ivfuse.infer import run_model
     from ivfuse.timing import measure_latency
+
+    keep_freed_memory()  # as `ivfuse fuse` runs
 
     torch.set_num_threads(args.threads)
     w, h = (int(v) for v in args.size.lower().split("x"))

@@ -133,7 +133,7 @@ def test_torch_backend_refuses_onnx_file(tmp_path):
         load_model(str(tmp_path / "m.onnx"), backend="onnxruntime")
 
 
-def test_fuse_backend_auto_picks_onnxruntime_for_a_folder_of_a_network_only(tmp_path, capsys):
+def test_fuse_runs_pytorch_by_default_and_onnxruntime_on_request(tmp_path, capsys):
     rng = np.random.default_rng(1)
     for sub in ("ir", "vi"):
         for i in range(2):
@@ -145,17 +145,12 @@ def test_fuse_backend_auto_picks_onnxruntime_for_a_folder_of_a_network_only(tmp_
         assert main(argv + ["-q", "--threads", "1"]) == 0
         return capsys.readouterr().out
 
-    assert "fusionnet_cpu, onnxruntime" in said(["fuse", str(data), "-o", str(tmp_path / "a")])  # the default
-    torch_out = said(["fuse", str(data), "-o", str(tmp_path / "t"), "--backend", "torch"])
-    assert "onnxruntime" not in torch_out
+    assert "onnxruntime" not in said(["fuse", str(data), "-o", str(tmp_path / "t")])  # the default: PyTorch
+    ort_out = said(["fuse", str(data), "-o", str(tmp_path / "a"), "--backend", "onnxruntime"])
+    assert "fusionnet_cpu, onnxruntime" in ort_out
     for i in range(2):  # the same images within one grey level
         diff = np.abs(read_image(tmp_path / "a" / f"p{i}.png") - read_image(tmp_path / "t" / f"p{i}.png"))
         assert diff.max() <= 1 / 255 + 1e-6
-    # One pair (the export would cost more than it saves), maps and training-free methods: PyTorch.
-    one = said(["fuse", "--ir", str(data / "ir" / "p0.png"), "--vis", str(data / "vi" / "p0.png"),
-                "-o", str(tmp_path / "one.png")])
-    assert "onnxruntime" not in one
-    assert "onnxruntime" not in said(["fuse", str(data), "-o", str(tmp_path / "m"), "--save-maps"])
     assert "onnxruntime" not in said(["fuse", str(data), "-o", str(tmp_path / "g"), "--model", "gff"])
     capsys.readouterr()
     assert main(["fuse", str(data), "-o", str(tmp_path / "x"), "--save-maps", "--backend", "onnxruntime", "-q"]) != 0

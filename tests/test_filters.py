@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ivfuse.filters import _FFT_RADIUS, gaussian_blur, gaussian_kernel1d, safe_pad, separable_conv
+from ivfuse.filters import _FFT_RADIUS, gaussian_blur, gaussian_kernel1d, safe_pad, safe_pad_indexed, separable_conv
 
 
 def _direct(x: torch.Tensor, k: torch.Tensor, mode: str) -> torch.Tensor:
@@ -37,3 +37,10 @@ def test_fft_blur_keeps_dtype_gradients_and_small_images():
     xb = torch.rand(1, 1, 64, 64).to(torch.bfloat16)
     assert gaussian_blur(xb, 16.0).dtype == torch.bfloat16
 
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 9, 13), (1, 1, 5, 30), (1, 1, 1, 4), (1, 1, 40, 56)])
+def test_indexed_padding_equals_safe_pad_at_every_size(shape):
+    x = torch.rand(*shape)
+    for r in (1, 4, 5, 12, 48):
+        assert torch.equal(safe_pad_indexed(x, r), safe_pad(x, (r, r, r, r), "reflect")), (shape, r)

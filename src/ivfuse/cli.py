@@ -100,16 +100,15 @@ def _cmd_fuse(args) -> int:
     onnx_file = model.lower().endswith(".onnx")
     if not onnx_file:
         check_model_choice(model, args.checkpoint)
-    device = select_device(args.device)
+    select_device(args.device)  # an unknown or absent device is refused before any work
     folder_mode = (args.dataset is not None or (args.ir and Path(args.ir).is_dir())
                    or (args.vis and Path(args.vis).is_dir()))
     backend = args.backend
     if onnx_file:
         backend = "onnxruntime"
-    elif backend == "auto" and not (folder_mode and device.type == "cpu" and args.dtype == "float32"
-                                    and not args.save_maps):
-        # The in-memory export costs about a second, so it pays for a folder, not for one pair; maps, other
-        # dtypes and GPUs stay with PyTorch (load_model's auto keeps the training-free methods there too).
+    elif backend == "auto":
+        # PyTorch: with channels-last weights and the FFT blur it is faster than onnxruntime on the CPU for
+        # every network that exports (docs/export.md); onnxruntime on request or for an .onnx file.
         backend = "torch"
     name = model
     if backend != "torch":

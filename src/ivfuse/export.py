@@ -93,7 +93,7 @@ def onnx_bytes(model: str | nn.Module | None = None, *, opset: int = DEFAULT_OPS
     name = name or default_name
     net = net.eval()
     multiple = int(getattr(net, "pad_multiple", 1) or 1)
-    side = max(32, 2 * multiple)
+    side = max(32, 2 * multiple)  # the blur's border choice is made in the graph (filters.safe_pad_indexed)
     sample = (torch.rand(1, 1, side, side + multiple), torch.rand(1, 1, side, side + multiple))
     axes = {"ir": {0: "batch", 2: "height", 3: "width"}, "vis": {0: "batch", 2: "height", 3: "width"},
             "fused": {0: "batch", 2: "height", 3: "width"}}
@@ -225,8 +225,8 @@ def load_model(model: str | nn.Module | None = None, *, backend: str = "torch",
     Args:
         model: registry name, model instance, or (onnxruntime backend) an ``.onnx`` file; None: the default model.
         backend: ``"torch"``, ``"onnxruntime"`` (a registry name or instance is exported in memory: no file,
-            nothing cached) or ``"auto"`` (onnxruntime when it is installed and a network with parameters
-            exports, else torch: the training-free methods run faster in PyTorch).
+            nothing cached) or ``"auto"`` (onnxruntime for an ``.onnx`` file, else torch: on the CPU PyTorch
+            is as fast or faster for every model that exports, docs/export.md).
 
     Raises:
         ValueError: unknown backend, an ``.onnx`` file with the torch backend; ExportError, MissingExtraError.
@@ -236,23 +236,8 @@ def load_model(model: str | nn.Module | None = None, *, backend: str = "torch",
     if isinstance(model, OnnxModel):  # already an onnxruntime session
         return model
     is_file = isinstance(model, (str, os.PathLike)) and str(model).lower().endswith(".onnx")
-    if backend == "auto":  # onnxruntime where it is installed and the model exports (faster for the networks)
-        if is_file:
-            return OnnxModel(model)
-        net, name = _resolve(model, checkpoint_path)
-        from .models.registry import count_parameters
-
-        if count_parameters(net) == 0:
-            # The training-free methods (no parameters) are as fast or faster in PyTorch
-            # (benchmarks/results/onnx.json).
-            return net
-        try:
-            require("onnx", "onnx", "ONNX export")
-            require("onnxruntime", "onnx", "the onnxruntime backend")
-            data, _card = onnx_bytes(net, opset=opset, name=name)
-        except (ImportError, ExportError):
-            return net
-        return OnnxModel(data, memory_per_pixel=getattr(net, "memory_per_pixel", None))
+    if backend == "auto":
+        return OnnxModel(model) if is_file else _resolve(model, checkpoint_path)[0]
     if backend == "torch":
         if is_file:
             raise ValueError(f"--model '{model}': an .onnx file needs --backend onnxruntime")

@@ -66,6 +66,26 @@ def safe_pad(x: torch.Tensor, pad: tuple[int, int, int, int], mode: str = "refle
     return F.pad(x, pad, mode=mode)
 
 
+def safe_pad_indexed(x: torch.Tensor, r: int) -> torch.Tensor:
+    """``safe_pad(x, (r, r, r, r), "reflect")`` by index arithmetic on the input's shape.
+
+    Reflection where both sides are longer than ``r``, replication otherwise, chosen by tensor operations
+    instead of Python branches, so that a traced (ONNX) graph makes the choice for every input size
+    rather than keeping the one of the size it was traced at.
+    """
+    h, w = x.shape[-2], x.shape[-1]
+    th, tw = torch.as_tensor(h, device=x.device), torch.as_tensor(w, device=x.device)
+    reflect = (th > r) & (tw > r)
+
+    def index(n: torch.Tensor, size) -> torch.Tensor:
+        i = torch.arange(-r, size + r, device=x.device)
+        mirrored = torch.abs(i)
+        mirrored = torch.minimum(mirrored, 2 * (n - 1) - mirrored)  # exact whenever r < n
+        return torch.where(reflect, mirrored, torch.minimum(torch.maximum(i, torch.zeros_like(i)), n - 1))
+
+    return x.index_select(-2, index(th, h)).index_select(-1, index(tw, w))
+
+
 def box_filter(x: torch.Tensor, radius: int) -> torch.Tensor:
     """Mean over a (2r+1)x(2r+1) window, windows clipped at the border (normalised by their size).
 
@@ -120,7 +140,10 @@ def separable_conv(x: torch.Tensor, k: torch.Tensor, mode: str = "reflect") -> t
     b, c, h, w = x.shape
     r = (k.numel() - 1) // 2
     y = x.reshape(b * c, 1, h, w)
-    y = safe_pad(y, (r, r, r, r), mode=mode)
+    if mode == "reflect" and torch.onnx.is_in_onnx_export():
+        y = safe_pad_indexed(y, r)  # the graph must choose the border per input size, as safe_pad does
+    else:
+        y = safe_pad(y, (r, r, r, r), mode=mode)
     if r >= _FFT_RADIUS and not torch.onnx.is_in_onnx_export():  # ONNX has no FFT operator
         return _separable_fft(y, k, h, w).reshape(b, c, h, w)
     y = F.conv2d(y, k.view(1, 1, 1, -1))
@@ -156,8 +179,8 @@ def gaussian_blur(x: torch.Tensor, sigma: float, radius: int | None = None, mode
     """
     k = gaussian_kernel1d(sigma, radius, dtype=x.dtype, device=x.device)
     r = (k.numel() - 1) // 2
-    if mode == "reflect" and (r >= x.shape[-1] or r >= x.shape[-2]):
-        mode = "replicate"
+    if mode == "reflect" and (r >= x.shape[-1] or r >= x.shape[-2]) and not torch.onnx.is_in_onnx_export():
+        mode = "replicate"  # (an exported graph decides this per input: safe_pad_indexed)
     return separable_conv(x, k, mode)
 
 

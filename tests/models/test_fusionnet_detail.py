@@ -117,3 +117,24 @@ def test_decoder_merge_mixes_before_upsampling_with_the_concatenation_result():
     up = torch.nn.functional.interpolate(coarse, size=(10, 14), mode="bilinear", align_corners=False)
     expected = net.merge[0](torch.cat((up, skip), dim=1))
     assert torch.allclose(net._merge(0, coarse, skip), expected, atol=1e-5)
+
+
+def test_shipped_model_is_built_with_its_cards_arguments_and_the_preset_without(tmp_path, monkeypatch):
+    import json
+
+    from ivfuse.models import registry
+
+    net = registry.create_model("fusionnet_cpu", pretrained=False)
+    assert net.blend.detail_gain == 1.0  # what a training run from the preset builds
+    weights = save_weights(net, tmp_path / "w.safetensors")
+    card = {"file": str(weights), "sha256": registry.sha256_file(weights), "model_kwargs": {"detail_gain": 1.3}}
+    (tmp_path / "fusionnet_cpu.json").write_text(json.dumps(card))
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path)
+    shipped = registry.create_model("fusionnet_cpu")
+    assert shipped.blend.detail_gain == pytest.approx(1.3)
+    assert torch.equal(shipped.blend.detail_head.weight, net.blend.detail_head.weight)  # the card's weights
+    assert registry.create_model("fusionnet_cpu", pretrained=True, detail_gain=1.0).blend.detail_gain == 1.0
+    assert registry.create_model("fusionnet_cpu", checkpoint_path=weights).blend.detail_gain == 1.0
+    assert registry.model_identity("fusionnet_cpu") != card["sha256"]  # the setting changes the output
+    read = registry.WeightCard.from_json(tmp_path / "fusionnet_cpu.json")
+    assert read.to_dict()["model_kwargs"] == {"detail_gain": 1.3}

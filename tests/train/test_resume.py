@@ -444,7 +444,7 @@ def test_trained_variant_loads_by_name_from_its_file(tiny_weights, tmp_path):
     with safe_open(str(tiny_weights), framework="pt") as fh:
         assert json.loads(fh.metadata()["model_kwargs"]) == {"width": 8, "depth": 1}
     card = WeightCard.from_json(tiny_weights.with_suffix(".json"))
-    assert card.extra["model_kwargs"] == {"width": 8, "depth": 1}
+    assert card.model_kwargs == {"width": 8, "depth": 1}
     model = create_model("tiny_cnn", checkpoint_path=tiny_weights)  # no kwargs given: the file's are used
     want = load_file(str(tiny_weights))
     assert all(torch.equal(v, want[k]) for k, v in model.state_dict().items())

@@ -64,6 +64,10 @@ class WeightCard:
         params: parameter count.
         gflops: GFLOPs at 640x480.
         notes: anything else a user must know.
+        model_kwargs: constructor arguments the shipped weights are used with, beyond the preset's
+            defaults (an inference setting chosen after training, e.g. FusionNet's ``detail_gain``);
+            :func:`create_model` builds the shipped model with them, a training run from the preset
+            does not.
         extra: every other field of the card's JSON (timings, training command, baselines, ...),
             kept as read so that a read/write round trip loses nothing; written after the fields above.
     """
@@ -77,6 +81,7 @@ class WeightCard:
     params: int = 0
     gflops: float = 0.0
     notes: str = ""
+    model_kwargs: Mapping[str, Any] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def path(self) -> Path:
@@ -90,6 +95,9 @@ class WeightCard:
         """The card as its JSON holds it: the named fields, then the ``extra`` ones."""
         d = asdict(self)
         d["metrics"] = dict(self.metrics)
+        d["model_kwargs"] = dict(self.model_kwargs)
+        if not d["model_kwargs"]:
+            del d["model_kwargs"]  # cards without one read and write as before
         extra = d.pop("extra")
         return {**d, **{k: v for k, v in extra.items() if k not in d}}
 
@@ -195,7 +203,11 @@ def model_identity(name: str, checkpoint: str | Path | None = None) -> str:
     if checkpoint is not None:
         return sha256_file(checkpoint)
     card = get_model_entry(name).card()
-    return card.sha256 if card is not None and card.sha256 else "training-free"
+    if card is None or not card.sha256:
+        return "training-free"
+    if card.model_kwargs:  # the same file used with other arguments fuses differently
+        return f"{card.sha256} {json.dumps(dict(card.model_kwargs), sort_keys=True)}"
+    return card.sha256
 
 
 def load_checkpoint(
@@ -320,6 +332,7 @@ def create_model(
             and the model is built as registered (no constructor ``kwargs``); a model without
             shipped weights, or one built with other arguments, starts from random weights.
             ``True``: load the shipped weights (error if there are none). ``False``: random weights.
+            The shipped model is built with its weight card's ``model_kwargs`` (``kwargs`` override them).
         checkpoint_path: load these safetensors weights instead (takes precedence). Without ``kwargs``
             the model is built with the constructor arguments the file records (``ivfuse train`` writes
             a run's ``model_kwargs`` into the file's metadata), so a trained variant loads by name.
@@ -335,16 +348,19 @@ def create_model(
     entry = get_model_entry(name)
     if checkpoint_path is not None and not kwargs:
         kwargs = checkpoint_model_kwargs(checkpoint_path, name)
-    model = entry.fn(**kwargs)
+    card = None
+    if checkpoint_path is None and entry.trainable and (pretrained or (pretrained is None and not kwargs)):
+        card = entry.card()
+        if card is None or not card.available():
+            if pretrained:
+                have = [n for n in list_models(pretrained=True) if MODELS[n].trainable]
+                raise MissingWeightsError(name, have)
+            card = None
+    model = entry.fn(**({**card.model_kwargs, **kwargs} if card is not None else kwargs))
     if checkpoint_path is not None:
         load_checkpoint(model, checkpoint_path)
-    elif entry.trainable and (pretrained or (pretrained is None and not kwargs)):
-        card = entry.card()
-        if card is not None and card.available():
-            load_checkpoint(model, card.path(), sha256=card.sha256)
-        elif pretrained:
-            have = [n for n in list_models(pretrained=True) if MODELS[n].trainable]
-            raise MissingWeightsError(name, have)
+    elif card is not None:
+        load_checkpoint(model, card.path(), sha256=card.sha256)
     model.eval()
     if device is not None:
         model.to(device)

@@ -122,7 +122,7 @@ def export_weights(run_dir: Path, cfg: TrainConfig, model: nn.Module, steps: int
                                         if cfg.model_kwargs else {})})
     card = weight_card(cfg, weights, steps, model, val, seconds, init_from)
     if cfg.model_kwargs:  # create_model(name, checkpoint_path=...) builds the variant from the file's metadata
-        card = dataclasses.replace(card, extra={**card.extra, "model_kwargs": dict(cfg.model_kwargs)})
+        card = dataclasses.replace(card, model_kwargs=dict(cfg.model_kwargs))
     card_path = run_dir / f"{cfg.model}.json"
     card_path.write_text(json.dumps(card.to_dict(), indent=2) + "\n")
     return weights, card_path
