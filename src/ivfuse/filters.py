@@ -59,8 +59,10 @@ def safe_pad(x: torch.Tensor, pad: tuple[int, int, int, int], mode: str = "refle
         mode: "reflect", "replicate", "constant" or "circular".
     """
     if mode == "reflect":
-        h, w = x.shape[-2:]
         left, right, top, bottom = pad
+        if left == right == top == bottom and torch.onnx.is_in_onnx_export():
+            return safe_pad_indexed(x, left)  # a traced graph must make the choice below for every input size
+        h, w = x.shape[-2:]
         if max(left, right) >= w or max(top, bottom) >= h:
             mode = "replicate"
     return F.pad(x, pad, mode=mode)
@@ -140,10 +142,7 @@ def separable_conv(x: torch.Tensor, k: torch.Tensor, mode: str = "reflect") -> t
     b, c, h, w = x.shape
     r = (k.numel() - 1) // 2
     y = x.reshape(b * c, 1, h, w)
-    if mode == "reflect" and torch.onnx.is_in_onnx_export():
-        y = safe_pad_indexed(y, r)  # the graph must choose the border per input size, as safe_pad does
-    else:
-        y = safe_pad(y, (r, r, r, r), mode=mode)
+    y = safe_pad(y, (r, r, r, r), mode=mode)
     if r >= _FFT_RADIUS and not torch.onnx.is_in_onnx_export():  # ONNX has no FFT operator
         return _separable_fft(y, k, h, w).reshape(b, c, h, w)
     y = F.conv2d(y, k.view(1, 1, 1, -1))
@@ -178,10 +177,7 @@ def gaussian_blur(x: torch.Tensor, sigma: float, radius: int | None = None, mode
     Reflection needs the image to be larger than the radius; smaller images are replicated.
     """
     k = gaussian_kernel1d(sigma, radius, dtype=x.dtype, device=x.device)
-    r = (k.numel() - 1) // 2
-    if mode == "reflect" and (r >= x.shape[-1] or r >= x.shape[-2]) and not torch.onnx.is_in_onnx_export():
-        mode = "replicate"  # (an exported graph decides this per input: safe_pad_indexed)
-    return separable_conv(x, k, mode)
+    return separable_conv(x, k, mode)  # safe_pad replicates where the image is too small to reflect
 
 
 def _conv3x3(x: torch.Tensor, kernel: torch.Tensor, mode: str) -> torch.Tensor:

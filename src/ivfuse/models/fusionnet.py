@@ -431,8 +431,8 @@ def fusionnet(**kwargs) -> FusionNet:
     return FusionNet(**kwargs)
 
 
-#: Weights trained before the preset's base/detail split (2026-12-07) have no detail head (and no detail gain).
-_GROWN = {"blend.detail_head.weight": {"detail_sigma": 0.0, "detail_gain": 1.0}}
+#: Weights trained before the preset's base/detail split (2026-12-07) have no detail head.
+_GROWN = {"blend.detail_head.weight": {"detail_sigma": 0.0}}
 
 
 @register_model(name="fusionnet_cpu", grown=_GROWN)

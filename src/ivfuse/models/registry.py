@@ -64,10 +64,9 @@ class WeightCard:
         params: parameter count.
         gflops: GFLOPs at 640x480.
         notes: anything else a user must know.
-        model_kwargs: constructor arguments the shipped weights are used with, beyond the preset's
-            defaults (an inference setting chosen after training, e.g. FusionNet's ``detail_gain``);
-            :func:`create_model` builds the shipped model with them, a training run from the preset
-            does not.
+        model_kwargs: constructor arguments the weights are used with (a run's ``model_kwargs``, or an
+            inference setting chosen after training, e.g. FusionNet's ``detail_gain``); :func:`create_model`
+            builds the shipped model with them, a training run from the preset does not.
         extra: every other field of the card's JSON (timings, training command, baselines, ...),
             kept as read so that a read/write round trip loses nothing; written after the fields above.
     """
