@@ -60,7 +60,7 @@ def test_model_with_detail_blend_any_size_and_maps(size):
     assert fused.shape == (2, 1, *size)
     assert {"alpha", "detail_alpha"} <= set(maps) and maps["detail_alpha"].shape == (2, 1, *size)
     assert float(fused.min()) >= 0 and float(fused.max()) <= 1
-    with pytest.raises(ValueError, match="detail_sigma and detail_gain need"):
+    with pytest.raises(ValueError, match="detail_sigma, detail_gain and contrast_ratio need"):
         FusionNet(widths=(4, 8), enc_blocks=(0, 1), dec_blocks=(1,), blend_space="feature", detail_sigma=2.0)
 
 
@@ -109,6 +109,56 @@ def test_detail_gain_scales_only_the_detail_layers():
     assert (f1 - base).abs().max() > 0.05  # the sources have texture to scale
     with pytest.raises(ValueError, match="detail_gain"):
         AlphaBlending(4, detail_gain=1.5)  # no split, nothing to scale
+
+
+def _split_blend(**kw) -> AlphaBlending:
+    torch.manual_seed(0)
+    blend = AlphaBlending(4, residual_scale=0.0, detail_sigma=2.0, **kw)
+    torch.nn.init.normal_(blend.head.weight, std=0.5)  # maps far from 0.5, different per pixel
+    torch.nn.init.normal_(blend.detail_head.weight, std=0.5)
+    return blend
+
+
+def test_contrast_ratio_keeps_the_visible_image_where_the_infrared_is_flat():
+    _, vis = pair(h=24, w=24)
+    ir = torch.full_like(vis, 0.8)  # a bright, flat infrared: the learned alpha would take its grey
+    feats = torch.randn(2, 4, 24, 24)
+    plain, weighted = _split_blend(), _split_blend(contrast_ratio=1.0)
+    f0, a0 = plain(feats, ir, vis)
+    f1, a1, b1 = weighted(feats, ir, vis, return_beta=True)
+    assert a0.mean() > 0.2 and (f0 - vis).abs().mean() > 0.05  # without the weight the infrared shows
+    assert a1.max() < 1e-3 and b1.max() < 1e-3  # the returned maps are the ones applied
+    assert torch.allclose(f1, vis, atol=1e-3)
+
+
+def test_contrast_ratio_scales_the_maps_by_the_contrast_ratio_below_r_only():
+    ir, vis = pair(h=24, w=24)
+    feats = torch.randn(2, 4, 24, 24)
+    f0, a0, b0 = _split_blend()(feats, ir, vis, return_beta=True)
+    strong = 0.5 + 0.1 * (vis - 0.5)  # a tenth of the infrared's contrast: w = 1 at r = 1
+    s0 = _split_blend()(feats, ir, strong, return_beta=True)
+    s1 = _split_blend(contrast_ratio=1.0)(feats, ir, strong, return_beta=True)
+    assert all(torch.equal(x, y) for x, y in zip(s0, s1))
+    weak = 0.5 + 0.25 * (ir - 0.5)  # the infrared's own pattern at a quarter of its contrast
+    _, a1, b1 = _split_blend(contrast_ratio=1.0, contrast_sigma=3.0)(feats, weak, vis, return_beta=True)
+    _, a0w, b0w = _split_blend()(feats, weak, vis, return_beta=True)
+    ratio = a1 / a0w
+    assert torch.allclose(ratio, b1 / b0w, atol=1e-4)  # one w for both maps
+    assert 0.1 < ratio.median() < 0.5 and ratio.max() <= 1.0 + 1e-6
+    with pytest.raises(ValueError, match="contrast_ratio"):
+        AlphaBlending(4, contrast_ratio=1.0)  # no detail layers to measure contrast on
+    with pytest.raises(ValueError, match="contrast_ratio"):
+        AlphaBlending(4, detail_sigma=2.0, contrast_ratio=-1.0)
+
+
+def test_contrast_ratio_has_finite_gradients_and_keeps_the_maps_on_flat_images():
+    blend = _split_blend(contrast_ratio=1.0)
+    feats = torch.randn(1, 4, 12, 12, requires_grad=True)
+    flat = torch.full((1, 1, 12, 12), 0.5)
+    fused, alpha = blend(feats, flat, flat)
+    assert torch.allclose(alpha, _split_blend()(feats, flat, flat)[1])  # both flat: w = 1
+    (fused.sum() + alpha.sum()).backward()
+    assert torch.isfinite(feats.grad).all() and all(torch.isfinite(p.grad).all() for p in blend.parameters())
 
 
 def test_decoder_merge_mixes_before_upsampling_with_the_concatenation_result():

@@ -178,6 +178,15 @@ class AlphaBlending(nn.Module):
         detail_gain: factor g on the blended detail layers (needs ``detail_sigma``):
             ``... + g * (beta * D_I + (1 - beta) * D_V)``; 1 keeps each source's texture at its own
             contrast, above 1 sharpens. Not in the paper.
+        contrast_ratio: 0 (off) or r > 0 (needs ``detail_sigma``): both maps are multiplied by
+            ``w = min(1, c_I / (r c_V))``, where ``c`` is each source's local contrast, the RMS of its
+            detail layer over a Gaussian window of ``contrast_sigma``. Where the infrared has at least
+            ``r`` times the visible image's local contrast the learned maps stand; where it is flatter
+            (a low-contrast thermal camera, a uniform warm background at night) its share falls with the
+            ratio, and a flat infrared region keeps the visible image: no grey plate of infrared
+            brightness, and no seam where the plate ends. An inference setting: the returned maps are
+            the ones applied. Not in the paper.
+        contrast_sigma: the Gaussian window of ``contrast_ratio``'s local contrast (0: ``detail_sigma``).
 
     Shapes:
         feats (B, C, H, W); ir, vis (B, 1, H, W) in [0, 1]; ``means`` optionally the sources' image
@@ -186,13 +195,20 @@ class AlphaBlending(nn.Module):
     """
 
     def __init__(self, channels: int, residual_scale: float = 0.25, image_context: int = 0,
-                 detail_sigma: float = 0.0, detail_gain: float = 1.0) -> None:
+                 detail_sigma: float = 0.0, detail_gain: float = 1.0, contrast_ratio: float = 0.0,
+                 contrast_sigma: float = 0.0) -> None:
         super().__init__()
         if detail_sigma < 0:
             raise ValueError(f"detail_sigma must be >= 0, got {detail_sigma}")
         if detail_gain <= 0 or (detail_gain != 1.0 and not detail_sigma):
             raise ValueError(f"detail_gain must be > 0 and needs detail_sigma > 0, got {detail_gain}")
+        if contrast_ratio < 0 or (contrast_ratio and not detail_sigma):
+            raise ValueError(f"contrast_ratio must be >= 0 and needs detail_sigma > 0, got {contrast_ratio}")
+        if contrast_sigma < 0:
+            raise ValueError(f"contrast_sigma must be >= 0, got {contrast_sigma}")
         self.detail_sigma, self.detail_gain = float(detail_sigma), float(detail_gain)
+        self.contrast_ratio = float(contrast_ratio)
+        self.contrast_sigma = float(contrast_sigma or detail_sigma)
         self.detail_head: nn.Conv2d | None = None
         if self.detail_sigma > 0:
             self.detail_head = nn.Conv2d(channels, 1, 3, padding=1)
@@ -233,14 +249,24 @@ class AlphaBlending(nn.Module):
         if self.detail_head is None:
             fused = vis + alpha * (ir - vis)  # Eq. (5), convex part
         else:
-            base_ir, base_vis = gaussian_blur(ir, self.detail_sigma), gaussian_blur(vis, self.detail_sigma)
+            base_ir, base_vis = gaussian_blur(torch.cat((ir, vis), dim=1), self.detail_sigma).split(1, dim=1)
             beta = torch.sigmoid(out[:, :1] + self.detail_head(feats))
             det_ir, det_vis = ir - base_ir, vis - base_vis
+            if self.contrast_ratio > 0:
+                w = self.contrast_weight(det_ir, det_vis)
+                alpha, beta = alpha * w, beta * w
             fused = base_vis + alpha * (base_ir - base_vis) + self.detail_gain * (det_vis + beta * (det_ir - det_vis))
         if self.residual_scale > 0:
             fused = fused + self.residual_scale * torch.tanh(out[:, 1:2])
         fused = fused.clamp(0.0, 1.0)
         return (fused, alpha, beta) if return_beta else (fused, alpha)
+
+    def contrast_weight(self, det_ir: torch.Tensor, det_vis: torch.Tensor) -> torch.Tensor:
+        """``w`` of ``contrast_ratio`` from the two detail layers, (B, 1, H, W) in [0, 1]."""
+        # + 1e-8 (a contrast of 1e-4): a finite gradient at 0, and w = 1 where both sources are flat
+        det = torch.cat((det_ir, det_vis), dim=1)  # one filtering call for both
+        c = (gaussian_blur(det * det, self.contrast_sigma) + 1e-8).sqrt()
+        return (c[:, :1] / (self.contrast_ratio * c[:, 1:])).clamp(max=1.0)
 
 
 class FeatureAlphaBlending(nn.Module):
@@ -287,6 +313,8 @@ class FusionNet(FusionModel):
         detail_sigma: 0 (off) or the sigma of the pixel blend's base/detail split (see
             :class:`AlphaBlending`; needs ``blend_space="pixel"``); adds the map ``"detail_alpha"``.
         detail_gain: gain on the blended detail layers (see :class:`AlphaBlending`; needs ``detail_sigma``).
+        contrast_ratio, contrast_sigma: both maps weighted down where the infrared has less local contrast
+            than the visible image (see :class:`AlphaBlending`; needs ``detail_sigma``).
 
     Inputs are (B, 1, H, W) in [0, 1], any H, W >= 1 (padded internally by reflection to a
     multiple of ``pad_multiple`` and cropped back). ``return_maps=True`` adds
@@ -312,10 +340,13 @@ class FusionNet(FusionModel):
         image_context: int = 0,
         detail_sigma: float = 0.0,
         detail_gain: float = 1.0,
+        contrast_ratio: float = 0.0,
+        contrast_sigma: float = 0.0,
     ) -> None:
         super().__init__()
-        if (detail_sigma or detail_gain != 1.0) and not (blend_space == "pixel" and alpha_blend):
-            raise ValueError("detail_sigma and detail_gain need blend_space='pixel' and alpha_blend=True")
+        if (detail_sigma or detail_gain != 1.0 or contrast_ratio) and not (blend_space == "pixel" and alpha_blend):
+            raise ValueError("detail_sigma, detail_gain and contrast_ratio need blend_space='pixel' and "
+                             "alpha_blend=True")
         if blend_space not in ("feature", "pixel"):
             raise ValueError(f"blend_space must be 'feature' or 'pixel', got {blend_space!r}")
         if image_context and not (blend_space == "pixel" and alpha_blend):
@@ -339,7 +370,7 @@ class FusionNet(FusionModel):
         )
         if blend_space == "pixel" and self.use_alpha:
             self.blend = AlphaBlending(widths[0], residual_scale, int(image_context), float(detail_sigma),
-                                       float(detail_gain))
+                                       float(detail_gain), float(contrast_ratio), float(contrast_sigma))
         else:  # the decoder writes the image (Eq. 6')
             if blend_space == "feature" and self.use_alpha:
                 self.feature_blend = nn.ModuleList(FeatureAlphaBlending(c) for c in widths)
@@ -438,8 +469,9 @@ _GROWN = {"blend.detail_head.weight": {"detail_sigma": 0.0}}
 @register_model(name="fusionnet_cpu", grown=_GROWN)
 def fusionnet_cpu(**kwargs) -> FusionNet:
     """FusionNet, CPU variant: widths 8/16/24/32, pixel-space alpha blend of base layers (Gaussian sigma 16) and
-    detail layers by two maps, 0.12 M params, under 0.1 s a 640x480 pair on two cores. The shipped weights are
-    used with ``detail_gain=1.15`` (their card's ``model_kwargs``; docs/models/fusionnet.md)."""
+    detail layers by two maps, 0.12 M params, about 0.1 s a 640x480 pair on two cores. The shipped weights are
+    used with ``detail_gain=1.15``, ``contrast_ratio=1`` and ``contrast_sigma=32`` (their card's
+    ``model_kwargs``; docs/models/fusionnet.md)."""
     cfg = {"widths": (8, 16, 24, 32), "enc_blocks": (0, 1, 1, 1), "dec_blocks": (0, 1, 1), "attn_kernel": 5,
            "blend_space": "pixel", "detail_sigma": 16.0}
     cfg.update(kwargs)
