@@ -470,7 +470,7 @@ _GROWN = {"blend.detail_head.weight": {"detail_sigma": 0.0}}
 def fusionnet_cpu(**kwargs) -> FusionNet:
     """FusionNet, CPU variant: widths 8/16/24/32, pixel-space alpha blend of base layers (Gaussian sigma 16) and
     detail layers by two maps, 0.12 M params, about 0.1 s a 640x480 pair on two cores. The shipped weights are
-    used with ``detail_gain=1.15``, ``contrast_ratio=1`` and ``contrast_sigma=32`` (their card's
+    used with ``detail_gain=1.2``, ``contrast_ratio=1`` and ``contrast_sigma=32`` (their card's
     ``model_kwargs``; docs/models/fusionnet.md)."""
     cfg = {"widths": (8, 16, 24, 32), "enc_blocks": (0, 1, 1, 1), "dec_blocks": (0, 1, 1), "attn_kernel": 5,
            "blend_space": "pixel", "detail_sigma": 16.0}
