@@ -149,6 +149,41 @@ def test_unknown_model_is_clear(tmp_path, rng, capsys):
     assert "unknown model 'nosuch'" in capsys.readouterr().err
 
 
+def test_model_arg_builds_the_shipped_weights_with_the_setting_over_the_cards(tmp_path, rng, capsys):
+    from ivfuse import api
+    from ivfuse.models import create_model
+
+    vis = _luma_u8(_smooth_rgb(rng, 64, 80))
+    ir = np.full_like(vis, 200)  # a bright, flat infrared: the contrast ratio decides how much of it shows
+    ir[20:40, 30:50] = 250
+    write_image(tmp_path / "vi.png", vis)
+    write_image(tmp_path / "ir.png", ir)
+    common = ["fuse", "--ir", str(tmp_path / "ir.png"), "--vis", str(tmp_path / "vi.png"), "--model",
+              "fusionnet_cpu", "-q"]
+    assert main(common + ["-o", str(tmp_path / "card.png")]) == 0
+    assert main(common + ["-o", str(tmp_path / "arg.png"), "--model-arg", "contrast_ratio=0"]) == 0
+    assert "with contrast_ratio=0" in capsys.readouterr().out
+    net = create_model("fusionnet_cpu", pretrained=True, contrast_ratio=0)
+    assert net.blend.detail_gain == create_model("fusionnet_cpu").blend.detail_gain  # the card's other settings
+    api.fuse(tmp_path / "ir.png", tmp_path / "vi.png", net, output=tmp_path / "api.png")
+    card, arg = read_array(tmp_path / "card.png").astype(int), read_array(tmp_path / "arg.png").astype(int)
+    assert np.array_equal(arg, read_array(tmp_path / "api.png").astype(int))
+    assert np.abs(card - arg).mean() > 2  # the setting is applied, not ignored
+
+
+@pytest.mark.parametrize("spec, message", [("contrast_ratio", "KEY=VALUE"), ("no_such_arg=1", "does not take")])
+def test_model_arg_errors_are_clear(tmp_path, rng, capsys, spec, message):
+    img = _luma_u8(_smooth_rgb(rng, 16, 16))
+    write_image(tmp_path / "a.png", img)
+    assert main(["fuse", "--ir", str(tmp_path / "a.png"), "--vis", str(tmp_path / "a.png"), "-o",
+                 str(tmp_path / "o.png"), "--model", "fusionnet_cpu", "--model-arg", spec]) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o.png").exists()
+    assert main(["fuse", "--ir", str(tmp_path / "a.png"), "--vis", str(tmp_path / "a.png"), "-o",
+                 str(tmp_path / "o.png"), "--model-arg", "detail_gain=1", "--backend", "onnxruntime"]) == 1
+    assert "needs --backend torch" in capsys.readouterr().err
+
+
 def test_demo_writes_three_images_and_target_is_visible_only_after_fusion(tmp_path):
     from ivfuse.demo import make_demo_pair
 

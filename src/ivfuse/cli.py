@@ -33,6 +33,10 @@ def _add_fuse(sub) -> None:
     p.add_argument("-o", "--output", required=True, help="output image (single pair) or folder (dataset)")
     p.add_argument("--model", default=None, help="registered model name (see `ivfuse models`)")
     p.add_argument("--checkpoint", default=None, help="safetensors weights for --model instead of the shipped ones")
+    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="a constructor argument of --model over the ones its weights come with, e.g. "
+                        "contrast_ratio=0 or detail_gain=1 for fusionnet_cpu (VALUE read as JSON; repeatable; "
+                        "PyTorch backend)")
     p.add_argument("--resize", action="store_true", help="resample infrared onto the visible grid if sizes differ")
     p.add_argument("--bit-depth", type=int, choices=(8, 16), default=8, help="bits per sample of the output")
     p.add_argument("--ext", default=".png", help="output extension in folder mode (default .png)")
@@ -86,6 +90,36 @@ def check_model_choice(name: str, checkpoint: str | None, checkpoint_option: boo
                          f"{', '.join(have) or 'none'}")
 
 
+def parse_model_args(specs: Sequence[str]) -> dict:
+    """``["KEY=VALUE", ...]`` -> constructor arguments; VALUE is read as JSON (``1.2``, ``true``), else as text."""
+    import json
+
+    out: dict = {}
+    for spec in specs:
+        key, sep, text = spec.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--model-arg takes KEY=VALUE with KEY an argument name, got {spec!r}")
+        try:
+            out[key] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key] = text
+    return out
+
+
+def _model_with_args(name: str, checkpoint: str | None, specs: Sequence[str]):
+    """``name`` built with its weights' arguments (the card's, or the checkpoint's) and ``--model-arg`` over them."""
+    from .models.registry import checkpoint_model_kwargs, create_model
+
+    kwargs = parse_model_args(specs)
+    if checkpoint:
+        kwargs = {**checkpoint_model_kwargs(checkpoint, name), **kwargs}
+    try:
+        return create_model(name, pretrained=None if checkpoint else True, checkpoint_path=checkpoint, **kwargs)
+    except TypeError as exc:  # an argument the constructor does not take
+        raise ValueError(f"--model-arg: model '{name}' does not take {sorted(kwargs)} ({exc})") from exc
+
+
 def _cmd_fuse(args) -> int:
     from . import api
     from ._allocator import keep_freed_memory
@@ -111,6 +145,12 @@ def _cmd_fuse(args) -> int:
         # every network that exports (docs/export.md); onnxruntime on request or for an .onnx file.
         backend = "torch"
     name = model
+    if args.model_arg:
+        if backend != "torch":
+            raise ValueError("--model-arg needs --backend torch (an ONNX graph is exported with its arguments)")
+        model = _model_with_args(model, args.checkpoint, args.model_arg)
+        args.checkpoint = None  # applied
+        name = f"{name} with " + ", ".join(args.model_arg)
     if backend != "torch":
         from .export import OnnxModel, load_model
 
