@@ -35,8 +35,8 @@ def _add_fuse(sub) -> None:
     p.add_argument("--checkpoint", default=None, help="safetensors weights for --model instead of the shipped ones")
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="a constructor argument of --model over the ones its weights come with, e.g. "
-                        "contrast_ratio=0 or detail_gain=1 for fusionnet_cpu (VALUE read as JSON; repeatable; "
-                        "PyTorch backend)")
+                        "contrast_ratio=0 or detail_gain=1 for fusionnet_cpu (VALUE read as a TOML literal, as "
+                        "ivfuse train --set reads it; repeatable; PyTorch backend)")
     p.add_argument("--resize", action="store_true", help="resample infrared onto the visible grid if sizes differ")
     p.add_argument("--bit-depth", type=int, choices=(8, 16), default=8, help="bits per sample of the output")
     p.add_argument("--ext", default=".png", help="output extension in folder mode (default .png)")
@@ -91,8 +91,9 @@ def check_model_choice(name: str, checkpoint: str | None, checkpoint_option: boo
 
 
 def parse_model_args(specs: Sequence[str]) -> dict:
-    """``["KEY=VALUE", ...]`` -> constructor arguments; VALUE is read as JSON (``1.2``, ``true``), else as text."""
-    import json
+    """``["KEY=VALUE", ...]`` -> constructor arguments; VALUE as ``ivfuse train --set`` reads it (a TOML
+    literal: ``1.2``, ``true``, ``[8, 16]``), else as text."""
+    from .train.config import parse_value
 
     out: dict = {}
     for spec in specs:
@@ -100,10 +101,7 @@ def parse_model_args(specs: Sequence[str]) -> dict:
         key = key.strip()
         if not sep or not key.isidentifier():
             raise ValueError(f"--model-arg takes KEY=VALUE with KEY an argument name, got {spec!r}")
-        try:
-            out[key] = json.loads(text)
-        except json.JSONDecodeError:
-            out[key] = text
+        out[key] = parse_value(text.strip())
     return out
 
 

@@ -246,9 +246,8 @@ def run_model(
     dev = select_device(device)
     dt = _DTYPES[dtype] if isinstance(dtype, str) else dtype
     multiple = int(getattr(model, "pad_multiple", 1) or 1)
-    model = model.to(dev).eval()
-    if dev.type == "cpu":  # the oneDNN kernels run channels-last convolutions 1.4-2x faster here
-        model = model.to(memory_format=torch.channels_last)
+    # On the CPU the oneDNN kernels run channels-last convolutions 1.4-2x faster: one pass over the weights for both.
+    model = (model.to(dev, memory_format=torch.channels_last) if dev.type == "cpu" else model.to(dev)).eval()
     h, w = ir.shape[-2:]
     if tile == "auto":
         tile = auto_tile_size(model, h, w, dev)

@@ -249,11 +249,13 @@ class AlphaBlending(nn.Module):
         if self.detail_head is None:
             fused = vis + alpha * (ir - vis)  # Eq. (5), convex part
         else:
-            base_ir, base_vis = gaussian_blur(torch.cat((ir, vis), dim=1), self.detail_sigma).split(1, dim=1)
+            src = torch.cat((ir, vis), dim=1)  # both sources through one filtering call
+            base = gaussian_blur(src, self.detail_sigma)
+            det = src - base
+            (base_ir, base_vis), (det_ir, det_vis) = base.split(1, dim=1), det.split(1, dim=1)
             beta = torch.sigmoid(out[:, :1] + self.detail_head(feats))
-            det_ir, det_vis = ir - base_ir, vis - base_vis
             if self.contrast_ratio > 0:
-                w = self.contrast_weight(det_ir, det_vis)
+                w = self.contrast_weight(det)
                 alpha, beta = alpha * w, beta * w
             fused = base_vis + alpha * (base_ir - base_vis) + self.detail_gain * (det_vis + beta * (det_ir - det_vis))
         if self.residual_scale > 0:
@@ -261,10 +263,9 @@ class AlphaBlending(nn.Module):
         fused = fused.clamp(0.0, 1.0)
         return (fused, alpha, beta) if return_beta else (fused, alpha)
 
-    def contrast_weight(self, det_ir: torch.Tensor, det_vis: torch.Tensor) -> torch.Tensor:
-        """``w`` of ``contrast_ratio`` from the two detail layers, (B, 1, H, W) in [0, 1]."""
+    def contrast_weight(self, det: torch.Tensor) -> torch.Tensor:
+        """``w`` of ``contrast_ratio`` from the detail layers ``det`` (B, 2, H, W: infrared, visible), (B, 1, H, W)."""
         # + 1e-8 (a contrast of 1e-4): a finite gradient at 0, and w = 1 where both sources are flat
-        det = torch.cat((det_ir, det_vis), dim=1)  # one filtering call for both
         c = (gaussian_blur(det * det, self.contrast_sigma) + 1e-8).sqrt()
         return (c[:, :1] / (self.contrast_ratio * c[:, 1:])).clamp(max=1.0)
 

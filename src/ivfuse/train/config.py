@@ -367,7 +367,7 @@ def load_toml(path: str | Path) -> dict:
         raise ConfigError(f"'{p}': not valid TOML ({exc})") from exc
 
 
-def _parse_value(text: str) -> Any:
+def parse_value(text: str) -> Any:
     """A command-line value as TOML (numbers, booleans, lists, quoted strings), else the raw string."""
     try:
         import tomllib  # type: ignore[import-not-found]
@@ -391,7 +391,7 @@ def apply_dotted(cfg: TrainConfig, assignments: list[str]) -> TrainConfig:
             raise ConfigError(f"override '{item}': expected KEY=VALUE, e.g. data.crop=64")
         key, text = item.split("=", 1)
         parts = key.strip().split(".")
-        value = _parse_value(text.strip())
+        value = parse_value(text.strip())
         obj: Any = out
         for i, part in enumerate(parts[:-1]):
             where = ".".join(parts[: i + 1])
